@@ -1,0 +1,72 @@
+"""From a `DataConfig` to cached, split arrays: the one entry into the data layer for training."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gz_experiments import tree
+from gz_experiments.config import DataConfig
+from gz_experiments.data.cache import cache_root, load_or_build
+from gz_experiments.data.source import Source, open_source
+from gz_experiments.data.split import SPLITS, split_ids
+
+SYNTHETIC = "synthetic"
+
+
+@dataclass
+class Split:
+    ids: np.ndarray
+    images: np.ndarray    # uint8 (n, size, size, 3), possibly memory-mapped
+    labels: np.ndarray    # float32 (n, 37)
+
+    def __len__(self):
+        return len(self.ids)
+
+
+@dataclass
+class PreparedData:
+    train: Split
+    val: Split
+    test: Split
+    source: Source
+    fingerprint: str           # labels + every image used + preprocessing: equal ⇒ same inputs
+    bad: dict[int, str]        # images skipped with skip_bad_images
+
+    def split_frame(self) -> pd.DataFrame:
+        """GalaxyID → split, the artifact that rebuilds any run's test set."""
+        rows = [(int(i), name) for name in SPLITS for i in getattr(self, name).ids]
+        return pd.DataFrame(rows, columns=[tree.ID_COLUMN, "split"])
+
+
+def resolve_data_dir(cfg: DataConfig, seed: int = 0) -> Path:
+    """`synthetic` means the built-in data set, generated once (deterministically) into the cache."""
+    if cfg.data_dir != SYNTHETIC:
+        return Path(cfg.data_dir).expanduser()
+    from gz_experiments import synthetic
+    n = (cfg.n_train or 8000) + cfg.n_val + cfg.n_test
+    return synthetic.generate(cache_root() / "synthetic" / f"n{n}-seed{seed}", n, seed=seed)
+
+
+def prepare(cfg: DataConfig, seed: int, progress: bool = True) -> PreparedData:
+    source = open_source(resolve_data_dir(cfg))
+    ids = split_ids(source.labels.index, cfg.n_train, cfg.n_val, cfg.n_test, seed, where=str(source.root))
+    wanted = np.concatenate([ids[name] for name in SPLITS])
+    cached = load_or_build(source.images, wanted, cfg.image_size, cfg.crop, cfg.skip_bad_images, progress)
+    splits, start = {}, 0
+    for name in SPLITS:   # the cache holds test, val, train in order: each split is a slice
+        rows = slice(start, start + len(ids[name]))
+        start = rows.stop
+        splits[name] = _split(cached.ids[rows], cached.images[rows], source, cached.bad)
+    fingerprint = hashlib.blake2b(f"{source.labels_hash}:{cached.path.stem}".encode(), digest_size=8).hexdigest()
+    return PreparedData(**splits, source=source, fingerprint=fingerprint, bad=cached.bad)
+
+
+def _split(ids: np.ndarray, images: np.ndarray, source: Source, bad: dict[int, str]) -> Split:
+    if bad:   # rare (skip_bad_images): copy the good rows rather than train on blank frames
+        good = np.array([int(i) not in bad for i in ids], dtype=bool)
+        ids, images = ids[good], np.asarray(images[good])
+    return Split(ids, images, source.labels.loc[ids].to_numpy(np.float32))

@@ -1,0 +1,29 @@
+"""The report's protocol: a seeded random subset split into train/val/test."""
+from __future__ import annotations
+
+import numpy as np
+
+from gz_experiments.data.source import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+def split_ids(ids, n_train: int | None, n_val: int, n_test: int, seed: int, where: str = "") -> dict[str, np.ndarray]:
+    """Test and val are drawn first, so changing n_train never changes what a run is scored on.
+
+    `n_train=None` ("all") takes every galaxy left after val and test.
+    """
+    ids = np.sort(np.asarray(list(ids), dtype=np.int64))
+    available = len(ids) - n_val - n_test
+    if n_train is None:
+        n_train = available
+    if n_train < 1 or n_train > available:
+        raise DataError(f"{where or 'the data'} has {len(ids)} galaxies, too few for n_train={n_train} + "
+                        f"n_val={n_val} + n_test={n_test} = {n_train + n_val + n_test}; lower them "
+                        f"(at most {max(available, 0)} left for training) or use n_train=all")
+    order = np.random.default_rng(seed).permutation(ids)
+    return {
+        "test": order[:n_test],
+        "val": order[n_test:n_test + n_val],
+        "train": order[n_test + n_val:n_test + n_val + n_train],
+    }

@@ -1,0 +1,64 @@
+"""A trained network together with the preprocessing it was trained with: what evaluation,
+`predict` and the served MLflow model all use, so they can't drift apart."""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import pandas as pd
+
+from gz_experiments import tree
+from gz_experiments.data.images import preprocess
+from gz_experiments.data.pipeline import to_model_input
+
+
+def dihedral_views(images: np.ndarray):
+    """The 8 rotations by 90° and flips of a (n, h, w, c) batch: galaxies have no 'up'."""
+    for flipped in (images, images[:, :, ::-1]):
+        for k in range(4):
+            yield np.rot90(flipped, k, axes=(1, 2))
+
+
+@dataclass
+class Predictor:
+    model: keras.Model
+    image_size: int
+    crop: int | None
+    batch_size: int = 256
+
+    def predict_images(self, images_uint8: np.ndarray, tta: bool = False) -> np.ndarray:
+        """(n, 37) vote fractions for preprocessed uint8 frames; `tta` averages the 8 views."""
+        views = dihedral_views(images_uint8) if tta else [images_uint8]
+        total = None
+        for view in views:
+            out = self._predict(np.ascontiguousarray(view))
+            total = out if total is None else total + out
+        return total / (8 if tta else 1)
+
+    def _predict(self, images_uint8: np.ndarray) -> np.ndarray:
+        outputs = [self.model.predict_on_batch(to_model_input(images_uint8[i:i + self.batch_size]))
+                   for i in range(0, len(images_uint8), self.batch_size)]
+        return np.concatenate([np.asarray(o, dtype=np.float32) for o in outputs]) if outputs else \
+            np.zeros((0, tree.N_OUTPUTS), np.float32)
+
+    def predict_jpegs(self, jpegs: list[bytes], tta: bool = False) -> np.ndarray:
+        frames = np.stack([preprocess(j, self.image_size, self.crop) for j in jpegs]) if jpegs else \
+            np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+        return self.predict_images(frames, tta=tta)
+
+    # MLflow pyfunc interface: a DataFrame with a column `image` of base64 JPEGs.
+    def predict(self, model_input, params=None) -> pd.DataFrame:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        if "image" not in frame.columns:
+            raise ValueError("input needs a column 'image' holding base64-encoded JPEG files")
+        jpegs = [base64.b64decode(v) if isinstance(v, str) else bytes(v) for v in frame["image"]]
+        tta = bool((params or {}).get("tta", False))
+        return pd.DataFrame(self.predict_jpegs(jpegs, tta=tta), columns=list(tree.CLASS_COLUMNS))
+
+
+def score(y_true: np.ndarray, y_pred: np.ndarray, prefix: str = "test_rmse") -> dict[str, float]:
+    """Overall RMSE (the competition's metric) and one per question: `{prefix}`, `{prefix}_q1`…"""
+    overall = float(np.sqrt(np.mean((np.asarray(y_true, np.float64) - y_pred) ** 2)))
+    return {prefix: overall, **{f"{prefix}_{q}": v for q, v in tree.per_question_rmse(y_true, y_pred).items()}}
