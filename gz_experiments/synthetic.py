@@ -130,8 +130,8 @@ class _Progress:
 
 # ---- latent truth ----
 
-KIND_SHARES = {"elliptical": 0.40, "disk": 0.42, "edgeon": 0.12, "star": 0.045, "trail": 0.015}
-ARM_COUNT_SHARES = (0.06, 0.5, 0.16, 0.12, 0.1, 0.06)  # 1 to 6 arms
+KIND_SHARES = {"elliptical": 0.37, "disk": 0.46, "edgeon": 0.12, "star": 0.035, "trail": 0.015}
+ARM_COUNT_SHARES = (0.06, 0.6, 0.14, 0.08, 0.07, 0.05)  # 1 to 6 arms
 ODD_SHARES = {"elliptical": (0.2, 0.15, 0.15, 0.0, 0.2, 0.25, 0.05),  # in ODD_FEATURES order
               "disk": (0.2, 0.1, 0.15, 0.2, 0.15, 0.2, 0.0),
               "edgeon": (0.0, 0.0, 0.15, 0.0, 0.15, 0.2, 0.5)}
@@ -155,7 +155,7 @@ def sample_galaxy(rng: np.random.Generator) -> Galaxy:
         galaxy.axis_ratio = rng.uniform(0.08, 0.25)
         galaxy.bulge_shape = str(rng.choice(["rounded", "boxy", "none"], p=[0.5, 0.15, 0.35]))
         galaxy.bulge = 0.0 if galaxy.bulge_shape == "none" else rng.uniform(0.2, 0.7)
-    if rng.random() < (0.2 if kind == "edgeon" else 0.13):
+    if rng.random() < (0.22 if kind == "edgeon" else 0.15):
         galaxy.odd = str(rng.choice(ODD_FEATURES, p=ODD_SHARES[kind]))
         galaxy.odd_strength = rng.uniform(0.5, 1.0)
     if galaxy.odd == "irregular":  # clumpy light replaces the ordered disk
@@ -167,10 +167,11 @@ def _sample_disk(galaxy: Galaxy, rng: np.random.Generator) -> None:
     galaxy.axis_ratio = math.cos(rng.uniform(0, 1.1))  # inclinations up to ~63 degrees
     galaxy.bulge = 0.8 * rng.beta(1.4, 3.0)
     galaxy.bar = rng.uniform(0.4, 1.0) if rng.random() < 0.3 else 0.0
-    if rng.random() < 0.7:
+    if rng.random() < 0.8:
         galaxy.arms = int(rng.choice(np.arange(1, 7), p=ARM_COUNT_SHARES))
         galaxy.arm_contrast = rng.uniform(0.35, 1.0)
-        galaxy.pitch = rng.uniform(8.0, 40.0)
+        # many tightly wound arms would crowd into concentric rings, unlike real galaxies
+        galaxy.pitch = max(7.0 + 27.0 * rng.beta(1.5, 2.0), 3.0 * galaxy.arms)
 
 
 # ---- simulated volunteers ----
@@ -204,11 +205,11 @@ def _q1_smooth_features_star(g: Galaxy):
         star = 0.55 + 0.4 * g.brightness if g.kind == "star" else 0.55
         return [0.7 * (1 - star), 0.3 * (1 - star), star]
     detail = {"elliptical": 0.0, "edgeon": 1.0, "irregular": 0.9,
-              "disk": max(g.arm_contrast if g.arms else 0.0, g.bar, 0.4 * (1 - g.bulge))}[g.kind]
+              "disk": max(0.5 + 0.5 * g.arm_contrast if g.arms else 0.0, g.bar, 0.5 * (1 - g.bulge))}[g.kind]
     if g.odd in ("merger", "disturbed", "ring", "lens or arc", "other"):
         detail = max(detail, 0.6 * g.odd_strength)
     features = 0.08 + 0.1 * (1 - c) + (0.85 - 0.1 * (1 - c)) * min(1.0, 0.25 + c) * detail
-    star = 0.01 + 0.03 * (1 - c)
+    star = 0.005 + 0.015 * (1 - c)
     return [1 - features - star, features, star]
 
 
@@ -233,12 +234,12 @@ def _q4_spiral(g: Galaxy):
 
 
 def _q5_bulge(g: Galaxy):
-    apparent = {"elliptical": 0.65, "irregular": 0.0, "star": 0.7, "trail": 0.5}.get(g.kind, g.bulge)
+    apparent = {"elliptical": 0.45, "irregular": 0.0, "star": 0.45, "trail": 0.3}.get(g.kind, g.bulge)
     return _soft_bins(apparent, (0.0, 0.15, 0.35, 0.6), 0.06 + 0.1 * (1 - g.clarity))
 
 
 def _q6_odd(g: Galaxy):
-    yes = {"star": 0.12, "trail": 0.5}.get(g.kind, 0.04 + 0.06 * (1 - g.clarity))
+    yes = {"star": 0.12, "trail": 0.5}.get(g.kind, 0.06 + 0.08 * (1 - g.clarity))
     if g.odd:
         yes += g.odd_strength * (0.5 + 0.45 * g.clarity)
     return [min(yes, 0.99), 1 - min(yes, 0.99)]
@@ -271,14 +272,14 @@ def _q9_edge_on_bulge(g: Galaxy):
 def _q10_winding(g: Galaxy):
     if not g.arms:
         return [0.3, 0.4, 0.3]
-    return _soft_bins(g.pitch, (10.0, 20.0, 32.0), 4.0 + 5.0 * (1 - g.clarity))
+    return _soft_bins(g.pitch, (10.0, 19.0, 29.0), 3.0 + 5.0 * (1 - g.clarity))
 
 
 def _q11_arm_count(g: Galaxy):
     if not g.arms:
         return [0.1, 0.3, 0.05, 0.03, 0.02, 0.5]
     c = g.clarity
-    cant_tell = 0.05 + 0.4 * (1 - c) + (0.05 if g.arms >= 4 else 0.0)
+    cant_tell = 0.05 + 0.3 * (1 - c) + (0.05 if g.arms >= 4 else 0.0)
     counts = _soft_bins(min(g.arms, 5) - 1, np.arange(5), 0.35 + 0.6 * (1 - c))
     return [*((1 - cant_tell) * counts), cant_tell]
 

@@ -42,7 +42,7 @@ class Galaxy:
     @property
     def clarity(self) -> float:
         """0..1: how easily volunteers see detail; small or faint galaxies are ambiguous."""
-        size = min(max((self.radius - 18.0) / 70.0, 0.0), 1.0) ** 0.7
+        size = min(max((self.radius - 15.0) / 60.0, 0.0), 1.0) ** 0.7
         return size * (0.55 + 0.45 * self.brightness)
 
 
@@ -90,7 +90,10 @@ def _subject_patch(galaxy: Galaxy, rng: np.random.Generator, scale: float, image
     dy, dx = rng.uniform(-2.0, 2.0, size=2)
     y, x = np.meshgrid(coords - dy, coords - dx, indexing="ij")
     old, young, colours = subject_light(galaxy, x, y, rng, spacing=side / cells / scale)
-    rgb = old[..., None] * colours[0] + young[..., None] * colours[1]
+    # fade out towards a circle inside the box so extended Sersic wings do not end in a visible edge
+    fade = np.clip((half - np.hypot(x, y) * scale) / (0.4 * half), 0, 1)
+    window = (fade * fade * (3 - 2 * fade))[..., None]
+    rgb = (old[..., None] * colours[0] + young[..., None] * colours[1]) * window
     display = np.clip(stretch(rgb), 0, 255).astype(np.uint8)
     if cells != side:
         display = np.asarray(Image.fromarray(display).resize((side, side), Image.BILINEAR))
@@ -131,7 +134,7 @@ def _add_satellite_trail(canvas: np.ndarray, rng: np.random.Generator) -> None:
     coords = np.arange(size, dtype=np.float32) + 0.5 - size / 2
     distance = np.abs(coords[None, :] * math.sin(angle) - coords[:, None] * math.cos(angle) - offset)
     colour = np.array([0.3, 0.3, 0.3]) + 0.7 * np.eye(3)[rng.integers(3)]
-    flux = rng.uniform(0.3, 2.0) * np.exp(-0.5 * (distance / rng.uniform(0.8, 1.8)) ** 2)
+    flux = rng.uniform(0.1, 0.8) * np.exp(-0.5 * (distance / rng.uniform(0.7, 1.3)) ** 2)
     canvas += stretch(flux[..., None] * colour)
 
 
@@ -161,7 +164,7 @@ def subject_light(g: Galaxy, x, y, rng: np.random.Generator, spacing: float):
     if g.odd == "merger":
         x, y, companion = _merger_companion(g, x, y, rng)
     if g.odd == "disturbed":
-        x = x + 0.12 * g.radius * np.sin(y * (4.0 / g.radius) + rng.uniform(0, 6.3))
+        x = x + 0.2 * g.radius * np.sin(y * (4.0 / g.radius) + rng.uniform(0, 6.3))
     body = {"elliptical": _elliptical, "disk": _disk, "edgeon": _edge_on, "irregular": _irregular,
             "star": _star, "trail": _elliptical}[g.kind]
     old, young = body(g, x, y, rng, spacing)
@@ -180,8 +183,8 @@ def subject_light(g: Galaxy, x, y, rng: np.random.Generator, spacing: float):
 
 def _elliptical(g: Galaxy, x, y, rng, spacing):
     u, v = rotate(x, y, g.angle)
-    r = np.sqrt(u * u + (v / g.axis_ratio) ** 2) / (g.radius / 3.0)
-    old = 0.22 * g.brightness * sersic(r, g.sersic_n)
+    r = np.sqrt(u * u + (v / g.axis_ratio) ** 2) / (g.radius / 2.7)
+    old = 0.35 * g.brightness * sersic(r, g.sersic_n)
     return old, 0.05 * old
 
 
@@ -192,7 +195,7 @@ def _disk(g: Galaxy, x, y, rng, spacing):
     r, theta = np.hypot(u, v) / h, np.arctan2(v, u)
     i0 = 0.5 * g.brightness
     disk = i0 * np.exp(-r)
-    bar_length = rng.uniform(1.0, 1.6) if g.bar > 0 else 0.6
+    bar_length = rng.uniform(1.2, 2.0) if g.bar > 0 else 0.6
     old = 0.3 * disk + _bulge(g, r, i0) + _bar(g, u / h, v / h, bar_length, i0, rng)
     young = disk * _arm_pattern(g, r, theta, bar_length, rng)
     return old, young
@@ -211,7 +214,7 @@ def _bar(g: Galaxy, u, v, length: float, disk_i0: float, rng) -> np.ndarray | fl
     if g.bar <= 0:
         return 0.0
     bu, bv = rotate(u, v, rng.uniform(0, math.pi))
-    return 0.8 * g.bar * disk_i0 * np.exp(-(((bu / length) ** 2 + (bv / (0.28 * length)) ** 2) ** 2))
+    return 1.5 * g.bar * disk_i0 * np.exp(-(((bu / length) ** 2 + (bv / (0.28 * length)) ** 2) ** 2))
 
 
 def _arm_pattern(g: Galaxy, r, theta, start: float, rng) -> np.ndarray | float:
@@ -243,7 +246,7 @@ def _edge_on(g: Galaxy, x, y, rng, spacing):
 def _irregular(g: Galaxy, x, y, rng, spacing):
     """Clumpy star-forming light over a faint lopsided diffuse body, no bulge, no symmetry."""
     u, v = rotate(x, y, g.angle)
-    diffuse = 0.12 * g.brightness * np.exp(-np.hypot(u, v / g.axis_ratio) / (g.radius / 3.0))
+    diffuse = 0.25 * g.brightness * np.exp(-np.hypot(u, v / g.axis_ratio) / (g.radius / 3.0))
     young = diffuse.copy()
     for _ in range(rng.integers(6, 15)):
         cu, cv = rng.normal(0, 0.35 * g.radius, 2) * (1.0, g.axis_ratio)
@@ -257,7 +260,7 @@ def _star(g: Galaxy, x, y, rng, spacing):
     r = np.hypot(x, y)
     peak = g.brightness * rng.uniform(30, 400)
     core = peak * np.exp(-0.5 * (r / max(1.3, 0.7 * spacing)) ** 2)
-    halo = 0.1 * peak ** 0.5 / (1 + (r / (0.12 * g.radius)) ** 2) ** 1.5
+    halo = 0.2 * peak ** 0.5 / (1 + (r / (0.15 * g.radius)) ** 2) ** 1.5
     if rng.random() < 0.75:
         for angle in np.array([0, math.pi / 2]) + rng.uniform(0, math.pi / 2):
             u, v = rotate(x, y, angle)
@@ -287,7 +290,7 @@ def _odd_feature_light(g: Galaxy, x, y, rng, spacing) -> np.ndarray | float:
     if g.odd == "ring":
         u, v = rotate(x, y, g.angle)
         rr = np.hypot(u, v / g.axis_ratio) / radius
-        return 0.07 * s * g.brightness * np.exp(-0.5 * ((rr - rng.uniform(0.75, 0.95)) / 0.05) ** 2)
+        return 0.15 * s * g.brightness * np.exp(-0.5 * ((rr - rng.uniform(0.8, 1.0)) / 0.04) ** 2)
     if g.odd == "lens or arc":
         r, theta = np.hypot(x, y) / radius, np.arctan2(y, x)
         centre = rng.uniform(-math.pi, math.pi)
@@ -297,7 +300,7 @@ def _odd_feature_light(g: Galaxy, x, y, rng, spacing) -> np.ndarray | float:
     if g.odd == "disturbed":
         r, theta = np.hypot(x, y) / radius, np.arctan2(y, x)
         tail = ((1 + np.cos(theta - np.log(r + 0.1) / 0.55 - rng.uniform(0, 6.3))) / 2) ** 8
-        return 0.06 * s * g.brightness * tail * np.exp(-r / 0.8) * (1 - np.exp(-((r / 0.5) ** 2)))
+        return 0.2 * s * g.brightness * tail * np.exp(-r / 0.8) * (1 - np.exp(-((r / 0.5) ** 2)))
     if g.odd == "other":
         knots = 0.0
         for _ in range(rng.integers(1, 4)):

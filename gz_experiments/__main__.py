@@ -1,0 +1,3 @@
+from gz_experiments.cli import main
+
+raise SystemExit(main())
