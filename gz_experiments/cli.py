@@ -35,8 +35,18 @@ def cmd_train(args, rest) -> None:
     import experiments
     from gz_experiments.config import override
     from gz_experiments.train import train
+    if "--help-params" in rest:
+        _print_params(experiments.load(args.approach).CONFIG)
+        return
     config = override(experiments.load(args.approach).CONFIG, parse_overrides(rest))
     _print_metrics(train(config))
+
+
+def _print_params(config) -> None:
+    from gz_experiments.config import flat_params
+    print(f"parameters of {config.approach} (set with key=value, or -P key=value under mlflow run):")
+    for key, value in flat_params(config).items():
+        print(f"  {key} = {'none' if value is None else value}")
 
 
 def cmd_baseline(args, rest) -> None:
@@ -115,7 +125,10 @@ def _register_extra_commands() -> None:
     import importlib
     for module in ("gz_experiments.sweep", "gz_experiments.predict"):
         try:
-            EXTRA_COMMANDS.append(importlib.import_module(module).add_command)
+            command = importlib.import_module(module).add_command
         except ModuleNotFoundError as error:
             if error.name != module:
                 raise
+            continue
+        if command not in EXTRA_COMMANDS:   # main() may run several times in one process (tests)
+            EXTRA_COMMANDS.append(command)

@@ -51,6 +51,8 @@ class ModelConfig:
     weights: str = "imagenet"              # resnet only: imagenet | none | path/to/file.weights.h5
     fine_tune_blocks: int | None = None    # resnet only: None trains all; k trains the last k stages
     batch_norm: bool = False
+    global_pool: bool = False              # galaxy_cnn: global average pooling instead of flatten
+    tree_warmup_epochs: int = 0            # output=tree: ramp from plain ReLU to the tree over k epochs
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def _parse(name: str, raw, hint):
             return None
         hint = next(a for a in args if a is not type(None))
     if dataclasses.is_dataclass(hint):
-        raise ConfigError(f"parameter {name!r} can only be set to 'none' here (set its fields instead)")
+        raise ConfigError(f"parameter {name!r} can only be set to 'none' or 'on' here (set its fields instead)")
     if typing.get_origin(hint) is tuple:
         items = raw.replace("(", "").replace(")", "").split(",") if isinstance(raw, str) else raw
         return tuple(_parse(name, i, int) for i in items if str(i).strip())
@@ -133,6 +135,8 @@ def _check(name: str, value) -> None:
         raise ConfigError(f"parameter 'dropout' must be in [0, 1), got {value}")
     if name == "learning_rate" and not value > 0:
         raise ConfigError(f"parameter 'learning_rate' must be positive, got {value}")
+    if name == "tree_warmup_epochs" and value < 0:
+        raise ConfigError(f"parameter 'tree_warmup_epochs' must be 0 (tree from the start) or more, got {value}")
     if name in ("filters", "dense") and (not value or min(value) < 1):
         raise ConfigError(f"parameter {name!r} needs positive integers, e.g. 32,64,128; got {value!r}")
 
@@ -163,6 +167,8 @@ def override(config: TrainConfig, params: dict | None = None, **more) -> TrainCo
                 raise ConfigError(f"parameter {key!r}: {name} has only {len(current)} elements")
             current[i] = _parse(key, raw, int)
             value = tuple(current)
+        elif name == "augment" and str(raw).strip().lower() == "on":   # as flat_params logs it
+            value = _get(config, path) or _dataclass_in(hint)()
         else:
             value = _parse(key, raw, hint)
         _check(name, value)

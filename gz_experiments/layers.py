@@ -51,8 +51,10 @@ class DecisionTreeOutput(keras.layers.Layer):
         self._depth = _depth()
 
     def call(self, inputs):
-        x = ops.relu(ops.cast(inputs, "float32"))
-        normalised = x / (ops.matmul(x, ops.convert_to_tensor(self._same_question)) + self.epsilon)
+        # + epsilon per answer: a question whose answers are all ReLU'd to zero splits its reach
+        # evenly instead of summing to 0, so the constraint holds for every input.
+        x = ops.relu(ops.cast(inputs, "float32")) + self.epsilon
+        normalised = x / ops.matmul(x, ops.convert_to_tensor(self._same_question))
         ones = ops.ones_like(normalised[:, :1])
         out = normalised
         # The tree is `_depth` answers deep: after that many passes every scale is final.
@@ -63,3 +65,40 @@ class DecisionTreeOutput(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="gz_experiments")
+class WarmupDecisionTreeOutput(DecisionTreeOutput):
+    """The tree output switched on gradually: `blend` goes from 0 (plain ReLU outputs) to 1 (the
+    tree) over `warmup_epochs`, driven by `TreeWarmup`. A fresh network's random outputs often put
+    every answer of a question below zero, where the normalisation passes no gradient; fitted first
+    as plain ReLUs, the outputs already nearly obey the tree when the normalisation takes over."""
+
+    def __init__(self, warmup_epochs: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.warmup_epochs = warmup_epochs
+
+    def build(self, input_shape):
+        # A weight, not a Python number: saved with the model and read inside the compiled graph.
+        self.blend = self.add_weight(name="blend", shape=(), initializer="zeros", trainable=False)
+
+    def call(self, inputs):
+        plain = ops.relu(ops.cast(inputs, "float32"))
+        return plain + ops.cast(self.blend, "float32") * (super().call(inputs) - plain)
+
+    def get_config(self):
+        return {**super().get_config(), "warmup_epochs": self.warmup_epochs}
+
+
+class TreeWarmup(keras.callbacks.Callback):
+    """Sets each warm-up tree layer's blend to epoch / warmup_epochs (at most 1) as an epoch begins."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for layer in self.model.layers:
+            if isinstance(layer, WarmupDecisionTreeOutput):
+                layer.blend.assign(min(1.0, epoch / layer.warmup_epochs))
+
+
+def training_callbacks(model: keras.Model) -> list[keras.callbacks.Callback]:
+    """Callbacks a model's own layers need during `fit` (none for most models)."""
+    return [TreeWarmup()] if any(isinstance(l, WarmupDecisionTreeOutput) for l in model.layers) else []

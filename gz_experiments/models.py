@@ -12,7 +12,7 @@ from keras import layers
 
 from gz_experiments import tree
 from gz_experiments.config import ConfigError, ModelConfig
-from gz_experiments.layers import DecisionTreeOutput
+from gz_experiments.layers import DecisionTreeOutput, WarmupDecisionTreeOutput
 
 BACKBONE = "resnet50"   # the name `gz_experiments.weights` looks up to load ImageNet weights
 
@@ -26,6 +26,19 @@ def cnn_body(x, cfg: ModelConfig):
             x = layers.Activation("relu")(layers.BatchNormalization(name=f"bn{i + 1}")(x))
         x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
     return layers.Flatten()(x)
+
+
+def galaxy_cnn_body(x, cfg: ModelConfig):
+    """Conv blocks with 'same' padding (each 2×2 pool halves the frame exactly, so a rotated
+    galaxy's edges are kept), batch norm before the ReLU if asked, then global average pooling
+    (features that don't depend on where in the frame they fired) or flatten."""
+    for i, filters in enumerate(cfg.filters):
+        x = layers.Conv2D(filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm,
+                          name=f"conv{i + 1}")(x)
+        if cfg.batch_norm:
+            x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(layers.Activation("relu")(x))
+    return layers.GlobalAveragePooling2D()(x) if cfg.global_pool else layers.Flatten()(x)
 
 
 def resnet_body(x, cfg: ModelConfig):
@@ -48,12 +61,14 @@ def freeze_early_stages(backbone, trainable_stages: int | None) -> None:
         layer.trainable = stage >= first_trainable
 
 
-MODELS: dict[str, Callable] = {"cnn": cnn_body, "resnet": resnet_body}
+MODELS: dict[str, Callable] = {"cnn": cnn_body, "resnet": resnet_body, "galaxy_cnn": galaxy_cnn_body}
 
 # The smallest frame each body accepts: every 'valid' conv trims kernel-1 and each pool halves.
 def minimum_input_size(cfg: ModelConfig) -> int:
     if cfg.architecture == "resnet":
         return 32
+    if cfg.architecture == "galaxy_cnn":   # 'same' convs: only the pools shrink the frame
+        return 2 ** len(cfg.filters)
     size = 1
     for _ in cfg.filters:
         size = size * 2 + cfg.kernel_size - 1
@@ -73,13 +88,15 @@ def build_model(cfg: ModelConfig, image_size: int) -> keras.Model:
             x = layers.Dropout(cfg.dropout)(layers.Dense(units, activation="relu", name=f"dense{i + 1}")(x))
         else:                              # its CNNs: dropout before each dense layer
             x = layers.Dense(units, activation="relu", name=f"dense{i + 1}")(layers.Dropout(cfg.dropout)(x))
-    outputs = output_head(x, cfg.output)
+    outputs = output_head(x, cfg.output, cfg.tree_warmup_epochs)
     return keras.Model(inputs, outputs, name=cfg.architecture)
 
 
-def output_head(x, output: str):
+def output_head(x, output: str, tree_warmup_epochs: int = 0):
     """37 vote fractions, computed in float32 even under mixed precision."""
     if output == "sigmoid":
         return layers.Dense(tree.N_OUTPUTS, activation="sigmoid", dtype="float32", name="votes")(x)
     x = layers.Dense(tree.N_OUTPUTS, dtype="float32", name="votes_raw")(x)
+    if tree_warmup_epochs:
+        return WarmupDecisionTreeOutput(tree_warmup_epochs, name="votes", dtype="float32")(x)
     return DecisionTreeOutput(name="votes", dtype="float32")(x)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from dataclasses import dataclass
 
 import keras
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from gz_experiments import tree
-from gz_experiments.data.images import preprocess
+from gz_experiments.data.images import ImageError, preprocess
 from gz_experiments.data.pipeline import to_model_input
 
 
@@ -53,9 +54,20 @@ class Predictor:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         if "image" not in frame.columns:
             raise ValueError("input needs a column 'image' holding base64-encoded JPEG files")
-        jpegs = [base64.b64decode(v) if isinstance(v, str) else bytes(v) for v in frame["image"]]
         tta = bool((params or {}).get("tta", False))
-        return pd.DataFrame(self.predict_jpegs(jpegs, tta=tta), columns=list(tree.CLASS_COLUMNS))
+        frames = [self._request_frame(row, value) for row, value in enumerate(frame["image"])]
+        images = np.stack(frames) if frames else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+        return pd.DataFrame(self.predict_images(images, tta=tta), columns=list(tree.CLASS_COLUMNS))
+
+    def _request_frame(self, row: int, value) -> np.ndarray:
+        """One served image; a bad one is the client's error (HTTP 400) naming its row, not a 500."""
+        from mlflow.exceptions import INVALID_PARAMETER_VALUE, MlflowException
+        try:
+            jpeg = base64.b64decode(value, validate=True) if isinstance(value, str) else bytes(value)
+            return preprocess(jpeg, self.image_size, self.crop)
+        except (ImageError, binascii.Error, TypeError) as error:
+            raise MlflowException(f"row {row} of 'image': {error}; send base64-encoded 424×424 RGB JPEG files",
+                                  INVALID_PARAMETER_VALUE) from None
 
 
 def score(y_true: np.ndarray, y_pred: np.ndarray, prefix: str = "test_rmse") -> dict[str, float]:

@@ -1,11 +1,16 @@
 """Search-space declarations for sweeps: each approach's `SEARCH_SPACE` maps a config key to one
-of these. They validate their bounds when declared and know how to ask an Optuna trial."""
+of these. They validate their bounds when declared and know how to ask an Optuna trial;
+`validate_space` checks a whole space against the config it will override, before any trial."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from gz_experiments.config import ConfigError
+from gz_experiments.config import ConfigError, override
+
+
+class SearchSpaceError(ConfigError):
+    """A search space names an unknown parameter or has a range the config can't take."""
 
 
 @dataclass(frozen=True)
@@ -16,12 +21,15 @@ class Int:
 
     def __post_init__(self):
         if not (isinstance(self.low, int) and isinstance(self.high, int)) or self.low > self.high:
-            raise ConfigError(f"Int range needs integers low <= high, got {self.low}..{self.high}")
+            raise SearchSpaceError(f"Int range needs integers low <= high, got {self.low}..{self.high}")
         if self.log and self.low < 1:
-            raise ConfigError(f"a log-scale Int range must start at 1 or more, got {self.low}")
+            raise SearchSpaceError(f"a log-scale Int range must start at 1 or more, got {self.low}")
 
     def suggest(self, trial, name: str) -> int:
         return trial.suggest_int(name, self.low, self.high, log=self.log)
+
+    def extremes(self) -> tuple:
+        return self.low, self.high
 
 
 @dataclass(frozen=True)
@@ -32,12 +40,15 @@ class Float:
 
     def __post_init__(self):
         if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low > self.high:
-            raise ConfigError(f"Float range needs finite low <= high, got {self.low}..{self.high}")
+            raise SearchSpaceError(f"Float range needs finite low <= high, got {self.low}..{self.high}")
         if self.log and self.low <= 0:
-            raise ConfigError(f"a log-scale Float range must be positive, got {self.low}")
+            raise SearchSpaceError(f"a log-scale Float range must be positive, got {self.low}")
 
     def suggest(self, trial, name: str) -> float:
         return trial.suggest_float(name, self.low, self.high, log=self.log)
+
+    def extremes(self) -> tuple:
+        return self.low, self.high
 
 
 @dataclass(frozen=True)
@@ -46,7 +57,36 @@ class Categorical:
 
     def __post_init__(self):
         if not self.choices:
-            raise ConfigError("a Categorical needs at least one choice")
+            raise SearchSpaceError("a Categorical needs at least one choice")
 
     def suggest(self, trial, name: str):
         return trial.suggest_categorical(name, list(self.choices))
+
+    def extremes(self) -> tuple:
+        return tuple(self.choices)
+
+
+DISTRIBUTIONS = (Int, Float, Categorical)
+
+
+def validate_space(space: dict, config) -> None:
+    """Every key must be a parameter `override` knows, and every bound (or choice) a value it
+    accepts for that key: a typo or an impossible range fails here, naming it, not in trial 7."""
+    if not space:
+        raise SearchSpaceError(f"the search space of {config.approach!r} is empty: nothing to sweep "
+                               f"(every searched parameter was fixed by an override?)")
+    for key, distribution in space.items():
+        if not isinstance(distribution, DISTRIBUTIONS):
+            raise SearchSpaceError(f"search space entry {key!r} must be Int, Float or Categorical "
+                                   f"(gz_experiments.search), got {distribution!r}")
+        for value in distribution.extremes():
+            try:
+                override(config, {key: value})
+            except ConfigError as error:
+                raise SearchSpaceError(f"search space entry {key!r} = {distribution} does not fit "
+                                       f"{config.approach!r}: {error}") from None
+
+
+def without_fixed(space: dict, fixed: set[str]) -> dict:
+    """The space minus what the user fixed: `dropout=0.3` fixes `dropout`, `filters=…` every `filters[i]`."""
+    return {key: d for key, d in space.items() if key not in fixed and key.split("[")[0] not in fixed}

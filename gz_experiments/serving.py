@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
@@ -67,5 +68,12 @@ def _load_pyfunc(data_path: str) -> Predictor:
 
 
 def load_predictor(model_uri: str) -> Predictor:
-    """The `Predictor` behind a logged model, for fast batch evaluation on cached arrays."""
-    return mlflow.pyfunc.load_model(model_uri).get_raw_model()
+    """The `Predictor` behind a logged model, for fast batch evaluation on cached arrays.
+
+    Loaded through this module's own hook: pyfunc's wrapper has no `get_raw_model` for a
+    loader-module model, and would put the model's copy of the package on sys.path."""
+    local = Path(mlflow.artifacts.download_artifacts(model_uri))
+    conf = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
+    if conf.get("loader_module") != __name__:
+        raise MlflowException(f"{model_uri} was not logged by gz-experiments (no {__name__} loader)")
+    return _load_pyfunc(str(local / conf["data"]))

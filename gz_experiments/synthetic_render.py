@@ -51,32 +51,39 @@ def stretch(flux: np.ndarray) -> np.ndarray:
 
 
 def make_sky_tile(rng: np.random.Generator, image_size: int) -> np.ndarray:
-    """Unit-variance noise, slightly correlated like resampled survey pixels; cropped per image."""
+    """Black sky with faint noise, slightly correlated like resampled survey pixels, as uint8.
+
+    Made once per data set and cropped at random offsets per image: drawing fresh noise for
+    every 424x424x3 frame would cost more than rendering the galaxy.
+    """
     side = image_size + SKY_MARGIN
-    tile = rng.standard_normal((side, side, 3), dtype=np.float32)
-    tile = 0.6 * tile + 0.2 * np.roll(tile, 1, axis=0) + 0.2 * np.roll(tile, 1, axis=1)
-    return tile / np.float32(math.sqrt(0.6**2 + 2 * 0.2**2))
+    noise = rng.standard_normal((side, side, 3), dtype=np.float32)
+    noise = 0.6 * noise + 0.2 * np.roll(noise, 1, axis=0) + 0.2 * np.roll(noise, 1, axis=1)
+    noise *= np.array([5.0, 4.0, 4.0], np.float32) / math.sqrt(0.6**2 + 2 * 0.2**2)
+    sky = noise + np.array([4.0, 3.5, 2.0], np.float32)
+    return np.clip(sky + 0.5, 0, 255).astype(np.uint8)
 
 
 def render(galaxy: Galaxy, rng: np.random.Generator, sky_tile: np.ndarray, image_size: int = 424) -> np.ndarray:
     """The (image_size, image_size, 3) uint8 image of `galaxy`."""
     scale = image_size / 424.0
-    canvas = _sky(rng, sky_tile, image_size)
+    top, left = rng.integers(0, SKY_MARGIN + 1, size=2)
+    canvas = sky_tile[top:top + image_size, left:left + image_size].copy()
     _add_background_sources(canvas, rng, galaxy.radius * scale)
-    patch, top, left = _subject_patch(galaxy, rng, scale, image_size)
-    canvas[top:top + patch.shape[0], left:left + patch.shape[1]] += patch
+    patch, corner = _subject_patch(galaxy, rng, scale, image_size)
+    add_light(canvas, patch, corner, corner)
     if galaxy.kind == "trail":
         _add_satellite_trail(canvas, rng)
-    return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+    return canvas
 
 
-def _sky(rng: np.random.Generator, sky_tile: np.ndarray, image_size: int) -> np.ndarray:
-    top, left = rng.integers(0, SKY_MARGIN + 1, size=2)
-    noise = sky_tile[top:top + image_size, left:left + image_size]
-    if rng.random() < 0.5:
-        noise = noise[::-1]
-    level = rng.uniform(2.0, 5.0) * np.array([1.0, 0.9, 0.7], np.float32)
-    return noise * np.float32(rng.uniform(2.0, 3.5)) + level
+def add_light(canvas: np.ndarray, display: np.ndarray, top: int, left: int) -> None:
+    """Add stretched light to the uint8 canvas in place, saturating at white; clips at the edges."""
+    bottom, right = min(top + display.shape[0], canvas.shape[0]), min(left + display.shape[1], canvas.shape[1])
+    display = display[max(-top, 0):bottom - top, max(-left, 0):right - left]
+    top, left = max(top, 0), max(left, 0)
+    region = canvas[top:bottom, left:right]
+    region[...] = np.minimum(region + display.astype(np.float32) + 0.5, 255)
 
 
 def _subject_patch(galaxy: Galaxy, rng: np.random.Generator, scale: float, image_size: int):
@@ -86,44 +93,44 @@ def _subject_patch(galaxy: Galaxy, rng: np.random.Generator, scale: float, image
     side = 2 * half
     cells = min(side, MAX_GRID)
     # grid points sit at the centres PIL's bilinear resize maps back onto, in 424-frame pixels
-    coords = ((np.arange(cells) + 0.5) * (side / cells) - half) / scale
+    # float32 throughout: half the memory traffic of float64, and the image ends as uint8 anyway
+    coords = (((np.arange(cells) + 0.5) * (side / cells) - half) / scale).astype(np.float32)
     dy, dx = rng.uniform(-2.0, 2.0, size=2)
     y, x = np.meshgrid(coords - dy, coords - dx, indexing="ij")
     old, young, colours = subject_light(galaxy, x, y, rng, spacing=side / cells / scale)
     # fade out towards a circle inside the box so extended Sersic wings do not end in a visible edge
     fade = np.clip((half - np.hypot(x, y) * scale) / (0.4 * half), 0, 1)
     window = (fade * fade * (3 - 2 * fade))[..., None]
-    rgb = (old[..., None] * colours[0] + young[..., None] * colours[1]) * window
-    display = np.clip(stretch(rgb), 0, 255).astype(np.uint8)
+    old_colour, young_colour = (np.asarray(c, np.float32) for c in colours)
+    rgb = (old[..., None] * old_colour + young[..., None] * young_colour) * window
+    display = np.minimum(stretch(rgb), 255).astype(np.uint8)
     if cells != side:
         display = np.asarray(Image.fromarray(display).resize((side, side), Image.BILINEAR))
-    top = image_size // 2 - half
-    return display.astype(np.float32), top, top
+    return display, image_size // 2 - half
 
 
 def _add_background_sources(canvas: np.ndarray, rng: np.random.Generator, subject_radius: float) -> None:
     """A handful of faint field stars and tiny galaxies, kept off the subject's core."""
     size = canvas.shape[0]
-    for _ in range(rng.poisson(7)):
+    for _ in range(rng.poisson(10)):
         cy, cx = rng.uniform(0, size, size=2)
         if math.hypot(cy - size / 2, cx - size / 2) < 0.8 * subject_radius + 6:
             continue
-        is_star = rng.random() < 0.6
-        sigma = rng.uniform(0.8, 1.4) if is_star else rng.uniform(1.3, 3.5)
-        peak = math.exp(rng.uniform(math.log(0.03), math.log(3.0 if is_star else 0.4)))
+        is_star = rng.random() < 0.5
+        sigma = rng.uniform(0.8, 1.4) if is_star else math.exp(rng.uniform(math.log(1.3), math.log(6.0)))
+        peak = math.exp(rng.uniform(math.log(0.03), math.log(3.0 if is_star else 0.6)))
         colour = STAR_COLOURS[rng.integers(len(STAR_COLOURS))] if is_star else STAR_COLOURS[2]
         _add_stamp(canvas, cy, cx, sigma, 1.0 if is_star else rng.uniform(0.4, 1.0), peak, colour, rng)
 
 
 def _add_stamp(canvas, cy, cx, sigma, axis_ratio, peak, colour, rng) -> None:
     reach = int(math.ceil(4 * sigma + 2 * math.log1p(peak)))
-    y0, x0 = max(int(cy) - reach, 0), max(int(cx) - reach, 0)
-    y1, x1 = min(int(cy) + reach + 1, canvas.shape[0]), min(int(cx) + reach + 1, canvas.shape[1])
-    y, x = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    y0, x0 = int(cy) - reach, int(cx) - reach
+    y, x = np.mgrid[y0:y0 + 2 * reach + 1, x0:x0 + 2 * reach + 1].astype(np.float32)
     u, v = rotate(x + 0.5 - cx, y + 0.5 - cy, rng.uniform(0, math.pi))
     r2 = (u * u + (v / axis_ratio) ** 2) / (2 * sigma * sigma)
     flux = peak * (np.exp(-r2) + 0.002 / (1 + r2) ** 1.5)  # core plus the wide PSF wing of bright stars
-    canvas[y0:y1, x0:x1] += stretch(flux[..., None] * colour)
+    add_light(canvas, stretch(flux[..., None] * colour), y0, x0)
 
 
 def _add_satellite_trail(canvas: np.ndarray, rng: np.random.Generator) -> None:
@@ -135,13 +142,13 @@ def _add_satellite_trail(canvas: np.ndarray, rng: np.random.Generator) -> None:
     distance = np.abs(coords[None, :] * math.sin(angle) - coords[:, None] * math.cos(angle) - offset)
     colour = np.array([0.3, 0.3, 0.3]) + 0.7 * np.eye(3)[rng.integers(3)]
     flux = rng.uniform(0.1, 0.8) * np.exp(-0.5 * (distance / rng.uniform(0.7, 1.3)) ** 2)
-    canvas += stretch(flux[..., None] * colour)
+    add_light(canvas, stretch(flux[..., None] * colour), 0, 0)
 
 
 # ---- light of the main subject, in linear flux on the coarse grid (424-frame pixel units) ----
 
-OLD_LIGHT = np.array([1.0, 0.8, 0.55])  # yellowish bulges and ellipticals
-YOUNG_LIGHT = np.array([0.6, 0.75, 1.0])  # bluish disks, arms and rings
+OLD_LIGHT = np.array([1.0, 0.8, 0.5])  # yellowish bulges and ellipticals
+YOUNG_LIGHT = np.array([0.7, 0.8, 1.0])  # bluish disks, arms and rings
 
 
 def rotate(x: np.ndarray, y: np.ndarray, angle: float):
@@ -196,7 +203,7 @@ def _disk(g: Galaxy, x, y, rng, spacing):
     i0 = 0.5 * g.brightness
     disk = i0 * np.exp(-r)
     bar_length = rng.uniform(1.2, 2.0) if g.bar > 0 else 0.6
-    old = 0.3 * disk + _bulge(g, r, i0) + _bar(g, u / h, v / h, bar_length, i0, rng)
+    old = 0.45 * disk + _bulge(g, r, i0) + _bar(g, u / h, v / h, bar_length, i0, rng)
     young = disk * _arm_pattern(g, r, theta, bar_length, rng)
     return old, young
 

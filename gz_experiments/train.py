@@ -15,6 +15,7 @@ from gz_experiments.config import TrainConfig, flat_params
 from gz_experiments.data.dataset import PreparedData, prepare
 from gz_experiments.data.images import preprocess
 from gz_experiments.data.pipeline import augment_batch, make_dataset
+from gz_experiments.layers import training_callbacks
 from gz_experiments.models import build_model
 from gz_experiments.predictor import Predictor, score
 from gz_experiments.weights import load_pretrained
@@ -53,7 +54,7 @@ def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_
         with precision_policy(config.precision), distribution_strategy().scope():
             model = compile_model(config, steps_per_epoch=-(-len(data.train) // config.batch_size))
         keeper = KeepBestWeights(epoch_hook)
-        history = fit(model, data, config, [tracking.EpochLogger(), keeper], progress)
+        history = fit(model, data, config, [tracking.EpochLogger(), keeper, *training_callbacks(model)], progress)
         metrics = {"best_val_rmse": keeper.best, "best_epoch": keeper.best_epoch,
                    "epochs_run": len(history["loss"]), "train_seconds": time.perf_counter() - started}
         if keeper.stopped:

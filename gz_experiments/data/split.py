@@ -15,11 +15,12 @@ def split_ids(ids, n_train: int | None, n_val: int, n_test: int, seed: int, wher
     """
     ids = np.sort(np.asarray(list(ids), dtype=np.int64))
     available = len(ids) - n_val - n_test
+    asked = "all (at least 1)" if n_train is None else n_train
     if n_train is None:
         n_train = available
     if n_train < 1 or n_train > available:
-        raise DataError(f"{where or 'the data'} has {len(ids)} galaxies, too few for n_train={n_train} + "
-                        f"n_val={n_val} + n_test={n_test} = {n_train + n_val + n_test}; lower them "
+        raise DataError(f"{where or 'the data'} has {len(ids)} galaxies, too few for n_train={asked} + "
+                        f"n_val={n_val} + n_test={n_test} = {max(n_train, 1) + n_val + n_test}; lower them "
                         f"(at most {max(available, 0)} left for training) or use n_train=all")
     order = np.random.default_rng(seed).permutation(ids)
     return {

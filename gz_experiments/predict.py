@@ -1,0 +1,202 @@
+"""`predict`: a folder (or zip) of galaxy images → a CSV in the competition's submission format.
+
+`GalaxyID` + the 37 columns in the training header's order, one row per image, sorted by GalaxyID.
+Images are decoded and predicted a batch at a time, so the 79,975 images of `images_test_rev1`
+never sit in memory at once. An unreadable image is never skipped silently: it is an error, or,
+with `skip_bad_images=true`, a warning and a row in `<out>.errors.csv`.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gz_experiments import tracking, tree
+from gz_experiments.config import ConfigError, _parse
+from gz_experiments.data.images import ImageError, preprocess
+from gz_experiments.data.source import _IMAGE_NAME, TEST_IMAGES, DataError, ImageStore, _examples
+
+OPTIONS = {"model_uri": None, "images": None, "out": "submission.csv", "tta": "false",
+           "batch_size": "500", "skip_bad_images": "false"}
+
+
+@dataclass
+class Predictions:
+    ids: list[int] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)
+    bad: dict[int, str] = field(default_factory=dict)   # GalaxyID -> why it could not be read
+
+    def frame(self) -> pd.DataFrame:
+        values = np.concatenate(self.values) if self.values else np.zeros((0, tree.N_OUTPUTS), np.float32)
+        frame = pd.DataFrame(values, columns=list(tree.CLASS_COLUMNS))
+        frame.insert(0, tree.ID_COLUMN, np.asarray(self.ids, dtype=np.int64))
+        return frame.sort_values(tree.ID_COLUMN, ignore_index=True)
+
+
+def open_images(images: str | Path) -> ImageStore:
+    """`images_test_rev1/`, `images_test_rev1.zip`, any folder of `<GalaxyID>.jpg`, or a data_dir holding one."""
+    path = Path(images).expanduser()
+    if path.is_file() and path.suffix == ".zip":
+        store = ImageStore(path.parent, path.stem)
+    elif path.is_dir() and ((path / TEST_IMAGES).is_dir() or (path / f"{TEST_IMAGES}.zip").is_file()):
+        store = ImageStore(path, TEST_IMAGES)
+    elif path.is_dir():
+        store = ImageStore(path.parent, path.name)
+    else:
+        raise DataError(f"images {str(images)!r} is neither a folder nor a .zip; give images_test_rev1/, "
+                        f"images_test_rev1.zip or the data_dir holding one")
+    if not store.ids:
+        raise DataError(f"images {str(images)!r} holds no <GalaxyID>.jpg files")
+    _warn_about_ignored_files(store)
+    return store
+
+
+def _warn_about_ignored_files(store: ImageStore) -> None:
+    """Files that are not `<GalaxyID>.jpg` get no row: say so rather than drop them unseen."""
+    if store.folder.is_dir():
+        names = [p.name for p in store.folder.iterdir() if not p.name.startswith(".")]
+    else:
+        with zipfile.ZipFile(store.zip_path) as z:
+            names = [i.filename for i in z.infolist() if not i.is_dir()]
+    ignored = [n for n in names if not _IMAGE_NAME.search(n)]
+    if ignored:
+        warnings.warn(f"ignoring {len(ignored)} files not named <GalaxyID>.jpg: {_examples(ignored)}", stacklevel=3)
+
+
+def _decode(store: ImageStore, ids, image_size: int, crop: int | None, pool: ThreadPoolExecutor):
+    """(frames of the readable images, their ids, {id: why} for the others)."""
+    def one(galaxy_id):
+        try:
+            return preprocess(store.read(galaxy_id), image_size, crop), None
+        except (ImageError, OSError) as error:
+            return None, str(error)
+    frames, good, bad = [], [], {}
+    for galaxy_id, (frame, why) in zip(ids, pool.map(one, ids)):
+        if why is None:
+            frames.append(frame)
+            good.append(int(galaxy_id))
+        else:
+            bad[int(galaxy_id)] = why
+    stacked = np.stack(frames) if frames else np.zeros((0, image_size, image_size, 3), np.uint8)
+    return stacked, good, bad
+
+
+def predict_store(predictor, store: ImageStore, *, tta: bool = False, batch_size: int = 500,
+                  skip_bad_images: bool = False, progress: bool = True) -> Predictions:
+    """Every image of `store`, a batch at a time; the next batch decodes while this one predicts.
+
+    Once an unreadable image turns up without `skip_bad_images`, the rest is only decoded, so the
+    error can list every bad file without spending the model's time on a CSV nobody gets.
+    """
+    ids = sorted(store.ids)
+    batches = [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
+    result, done = Predictions(), 0
+    bar = _progress_bar(len(ids)) if progress else None
+    with ThreadPoolExecutor(max_workers=1) as ahead, ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        def decode(batch):
+            return ahead.submit(_decode, store, batch, predictor.image_size, predictor.crop, pool)
+        pending = decode(batches[0]) if batches else None
+        for i, batch in enumerate(batches):
+            frames, good, bad = pending.result()
+            if i + 1 < len(batches):
+                pending = decode(batches[i + 1])
+            result.bad.update(bad)
+            if skip_bad_images or not result.bad:
+                result.values.append(np.asarray(predictor.predict_images(frames, tta=tta), np.float32))
+                result.ids.extend(good)
+            done += len(batch)
+            if bar:
+                bar.update(done)
+    return result
+
+
+def _progress_bar(total: int):
+    from keras.utils import Progbar   # Keras' bar, as in training
+    return Progbar(total, unit_name="image")
+
+
+def write_submission(result: Predictions, store: ImageStore, out: Path, skip_bad_images: bool) -> Path | None:
+    """The CSV (written whole, then renamed: never a half-written submission) and, if any image
+    was unreadable, `<out>.errors.csv` listing them; raises without `skip_bad_images`."""
+    errors_path = out.with_name(f"{out.name}.errors.csv")
+    if not result.bad:
+        errors_path.unlink(missing_ok=True)   # a stale list from an earlier run would mislead
+        errors_path = None
+    else:
+        rows = [(i, store.describe(i), why) for i, why in sorted(result.bad.items())]
+        pd.DataFrame(rows, columns=[tree.ID_COLUMN, "file", "error"]).to_csv(errors_path, index=False)
+        where = [f"{file} ({why})" for _, file, why in rows]
+        message = (f"{len(rows)} of {len(store.ids)} images are unreadable: {_examples(where, 3)} "
+                   f"(all listed in {errors_path})")
+        if not skip_bad_images:
+            raise DataError(f"{message}; replace them, or pass skip_bad_images=true to predict the rest")
+        warnings.warn(f"{message}; they have no row in {out} (skip_bad_images=true)", stacklevel=2)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    result.frame().to_csv(tmp, index=False, float_format="%.6f")
+    os.replace(tmp, out)
+    return errors_path
+
+
+def predict(model_uri: str, images: str, out: str = "submission.csv", *, tta: bool = False,
+            batch_size: int = 500, skip_bad_images: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Predict every image into a submission CSV, logged as an artifact of a `predict` MLflow run."""
+    import mlflow
+    with tracking.run(run_name="predict", tags={"approach": "predict"}):
+        tracking.log_params({"model_uri": model_uri, "images": str(images), "tta": tta,
+                             "batch_size": batch_size, "skip_bad_images": skip_bad_images})
+        store = open_images(images)   # before the model: a wrong path fails in a second
+        predictor = _load(model_uri)
+        predictor.batch_size = batch_size
+        result = predict_store(predictor, store, tta=tta, batch_size=batch_size,
+                               skip_bad_images=skip_bad_images, progress=progress)
+        mlflow.log_metrics({"n_images": len(store.ids), "n_predicted": len(result.ids), "n_bad_images": len(result.bad)})
+        out_path = Path(out).expanduser().resolve()
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            errors_path = write_submission(result, store, out_path, skip_bad_images)
+        finally:
+            if result.bad:
+                mlflow.log_artifact(str(out_path.with_name(f"{out_path.name}.errors.csv")))
+        mlflow.log_artifact(str(out_path))
+        print(f"wrote {len(result.ids)} predictions to {out_path}" + (f"; unreadable: {errors_path}" if errors_path else ""))
+        return result.frame()
+
+
+def _load(model_uri: str):
+    from mlflow.exceptions import MlflowException
+
+    from gz_experiments.predictor import Predictor
+    from gz_experiments.serving import load_predictor
+    try:
+        predictor = load_predictor(model_uri)
+    except (MlflowException, OSError) as error:
+        raise ConfigError(f"model_uri {model_uri!r} cannot be loaded ({error}); "
+                          f"give runs:/<run_id>/model of a training run") from None
+    if not isinstance(predictor, Predictor):
+        raise ConfigError(f"model_uri {model_uri!r} is not a gz-experiments model (it has no image preprocessing)")
+    return predictor
+
+
+def cmd_predict(args, rest) -> None:
+    from gz_experiments.cli import parse_overrides
+    options = {**OPTIONS, **parse_overrides(rest)}
+    unknown, missing = set(options) - set(OPTIONS), [k for k, v in options.items() if v is None]
+    if unknown or missing:
+        raise ConfigError(f"predict takes model_uri=… images=… [out=submission.csv] [tta=false] [batch_size=500] "
+                          f"[skip_bad_images=false]; unknown {sorted(unknown) or 'none'}, missing {missing or 'none'}")
+    batch_size = _parse("batch_size", options["batch_size"], int)
+    if batch_size < 1:
+        raise ConfigError(f"parameter 'batch_size' must be at least 1, got {batch_size}")
+    predict(options["model_uri"], options["images"], options["out"], tta=_parse("tta", options["tta"], bool),
+            batch_size=batch_size, skip_bad_images=_parse("skip_bad_images", options["skip_bad_images"], bool))
+
+
+def add_command(commands) -> None:
+    commands.add_parser("predict", help="images → submission CSV: predict model_uri=… images=… out=…"
+                        ).set_defaults(run=cmd_predict)

@@ -1,0 +1,55 @@
+"""Shared fixtures: a tiny synthetic data set, an isolated MLflow store and cache per test, and
+the real Galaxy Zoo sample when GZ_REAL_DATA_DIR points at it (skipped cleanly otherwise)."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA_ENV = "GZ_REAL_DATA_DIR"
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    """160 synthetic galaxies (424² JPEGs, competition layout), made once per test session."""
+    from gz_experiments.synthetic import generate
+    return generate(tmp_path_factory.mktemp("synthetic") / "gz", 160, seed=3, n_test=8, progress=False)
+
+
+@pytest.fixture
+def data_copy(synthetic_dir, tmp_path) -> Path:
+    """A writable copy of the synthetic set, for tests that damage it."""
+    return Path(shutil.copytree(synthetic_dir, tmp_path / "data"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_tracking(tmp_path, monkeypatch):
+    """Every test gets its own sqlite MLflow store, artifact folder and image cache."""
+    import mlflow
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("GZ_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)   # the default ./mlruns artifact root lands in tmp_path too
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    path = os.environ.get(REAL_DATA_ENV)
+    if not path or not (Path(path) / "training_solutions_rev1.csv").is_file():
+        pytest.skip(f"real Galaxy Zoo sample not available (set {REAL_DATA_ENV})")
+    return Path(path)
+
+
+TINY = {"n_train": "96", "n_val": "32", "n_test": "32", "epochs": "1", "batch_size": "32"}
+
+
+def tiny_overrides(data_dir, **more) -> dict[str, str]:
+    """A one-epoch run on a tiny split: what every end-to-end test starts from."""
+    return {**TINY, "data_dir": str(data_dir), "image_size": "48", **{k: str(v) for k, v in more.items()}}
