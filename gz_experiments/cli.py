@@ -34,11 +34,11 @@ def parse_overrides(tokens: list[str]) -> dict[str, str]:
 def cmd_train(args, rest) -> None:
     import experiments
     from gz_experiments.config import override
-    from gz_experiments.train import train
     if "--help-params" in rest:
         _print_params(experiments.load(args.approach).CONFIG)
         return
     config = override(experiments.load(args.approach).CONFIG, parse_overrides(rest))
+    from gz_experiments.train import train   # after validation: a bad parameter fails before TensorFlow loads
     _print_metrics(train(config))
 
 
@@ -117,8 +117,26 @@ def main(argv: list[str] | None = None) -> int:
         if type(error).__name__ not in EXPECTED_ERRORS:
             raise
         print(f"error: {error}", file=sys.stderr)
+        _record_in_project_run(error)
         return 2
     return 0
+
+
+def _record_in_project_run(error: Exception) -> None:
+    """Under `mlflow run` the run exists before the command starts: an error raised before training
+    took it over (a bad parameter) is logged there too, so the FAILED run says why."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return
+    from mlflow import MlflowClient
+    message = f"{type(error).__name__}: {error}"
+    try:
+        client = MlflowClient()
+        if "error" not in client.get_run(run_id).data.tags:   # training's own record has the traceback
+            client.set_tag(run_id, "error", message[:5000])
+            client.log_text(run_id, message + "\n", "error.txt")
+    except Exception:   # the store being unreachable must not hide the user's error
+        pass
 
 
 def _register_extra_commands() -> None:

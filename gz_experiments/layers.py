@@ -69,22 +69,28 @@ class DecisionTreeOutput(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="gz_experiments")
 class WarmupDecisionTreeOutput(DecisionTreeOutput):
-    """The tree output switched on gradually: `blend` goes from 0 (plain ReLU outputs) to 1 (the
-    tree) over `warmup_epochs`, driven by `TreeWarmup`. A fresh network's random outputs often put
-    every answer of a question below zero, where the normalisation passes no gradient; fitted first
-    as plain ReLUs, the outputs already nearly obey the tree when the normalisation takes over."""
+    """The tree output with its normalisation switched on gradually in training: the loss sees
+    plain ReLU outputs blended into the tree by `blend`, which `TreeWarmup` raises from 0 to 1 over
+    `warmup_epochs`. A fresh network's random outputs often put every answer of a question below
+    zero, where the normalisation passes no gradient; fitted first as plain ReLUs, the outputs
+    nearly obey the tree already when it takes over. Evaluation and serving always get the tree,
+    so a kept warm-up epoch still yields predictions that obey the constraint."""
 
     def __init__(self, warmup_epochs: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.warmup_epochs = warmup_epochs
 
     def build(self, input_shape):
-        # A weight, not a Python number: saved with the model and read inside the compiled graph.
-        self.blend = self.add_weight(name="blend", shape=(), initializer="zeros", trainable=False)
+        # A weight, not a Python number, so the compiled training step reads its current value;
+        # 1 (the full tree) unless TreeWarmup lowers it.
+        self.blend = self.add_weight(name="blend", shape=(), initializer="ones", trainable=False)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
+        constrained = super().call(inputs)
+        if not training:
+            return constrained
         plain = ops.relu(ops.cast(inputs, "float32"))
-        return plain + ops.cast(self.blend, "float32") * (super().call(inputs) - plain)
+        return plain + ops.cast(self.blend, "float32") * (constrained - plain)
 
     def get_config(self):
         return {**super().get_config(), "warmup_epochs": self.warmup_epochs}

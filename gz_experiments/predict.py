@@ -74,7 +74,7 @@ def _decode(store: ImageStore, ids, image_size: int, crop: int | None, pool: Thr
     def one(galaxy_id):
         try:
             return preprocess(store.read(galaxy_id), image_size, crop), None
-        except (ImageError, OSError) as error:
+        except (ImageError, OSError, zipfile.BadZipFile) as error:   # BadZipFile: a member fails its CRC
             return None, str(error)
     frames, good, bad = [], [], {}
     for galaxy_id, (frame, why) in zip(ids, pool.map(one, ids)):

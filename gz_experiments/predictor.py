@@ -39,7 +39,12 @@ class Predictor:
         return total / (8 if tta else 1)
 
     def _predict(self, images_uint8: np.ndarray) -> np.ndarray:
-        outputs = [self.model.predict_on_batch(to_model_input(images_uint8[i:i + self.batch_size]))
+        # Under MirroredStrategy, predict_on_batch hands every replica the whole batch and returns
+        # each replica's copy; `predict` splits the batch across them instead.
+        mirrored = self.model.distribute_strategy.num_replicas_in_sync > 1
+        predict = (lambda x: self.model.predict(x, batch_size=self.batch_size, verbose=0)) if mirrored \
+            else self.model.predict_on_batch
+        outputs = [predict(to_model_input(images_uint8[i:i + self.batch_size]))
                    for i in range(0, len(images_uint8), self.batch_size)]
         return np.concatenate([np.asarray(o, dtype=np.float32) for o in outputs]) if outputs else \
             np.zeros((0, tree.N_OUTPUTS), np.float32)

@@ -8,6 +8,7 @@ by all workers; a worker that dies stops its heartbeat, its trial turns FAIL and
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -83,7 +84,7 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
         # active, drop it so that no nested start_run (or child process) resumes the parent.
         os.environ.pop("MLFLOW_RUN_ID", None)
         mlflow.set_tags({"study_name": options.name, "worker": WORKER})
-        sweep_report.log_setup(options, config, space, describe(study))
+        sweep_report.log_setup(options, config, space, describe(options))
         started = time.perf_counter()
         failure = work(study, make_objective(config, space, options.name), options)
         mlflow.log_metric("sweep_seconds", time.perf_counter() - started)
@@ -95,31 +96,38 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
 
 def open_study(options: SweepOptions, config, fixed: dict[str, str]):
     import optuna
-    with warnings.catch_warnings():   # heartbeats are "experimental" in Optuna since 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = open_storage(options)
-        study = optuna.create_study(storage=storage, study_name=options.name, direction="minimize",
-                                    sampler=make_sampler(options), pruner=make_pruner(options),
-                                    load_if_exists=True)
+
+    from gz_experiments.sweep_worker import ClaimLock
+    with storage_errors(options.storage), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # heartbeats, since 2.9
+        # Workers starting together on a fresh database would race on CREATE TABLE/TYPE.
+        with ClaimLock(options.storage, "<schema>"):
+            storage = optuna.storages.RDBStorage(
+                options.storage, engine_kwargs=engine_options(options.storage),
+                heartbeat_interval=options.heartbeat_interval, grace_period=options.grace_period,
+                # Optuna 4.9 renamed failed_trial_callback/RetryFailedTrialCallback to these.
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(options.max_retry))
+            study = optuna.create_study(storage=storage, study_name=options.name, direction="minimize",
+                                        sampler=make_sampler(options), pruner=make_pruner(options),
+                                        load_if_exists=True)
     check_same_setup(study, options, config, fixed)
     return study
 
 
-def open_storage(options: SweepOptions):
-    import optuna
+def engine_options(url: str) -> dict:
+    # SQLite: several local workers wait for each other's writes; servers: survive idle drops.
+    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+
+
+@contextlib.contextmanager
+def storage_errors(url: str):
     import sqlalchemy
-    is_sqlite = options.storage.startswith("sqlite")
-    engine = {"connect_args": {"timeout": 60}} if is_sqlite else {"pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(
-            options.storage, engine_kwargs=engine, heartbeat_interval=options.heartbeat_interval,
-            grace_period=options.grace_period,
-            # Optuna 4.9 renamed failed_trial_callback/RetryFailedTrialCallback to these.
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(options.max_retry))
+        yield
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.OperationalError, ImportError) as error:
-        raise ConfigError(f"parameter 'storage': can't open {safe_url(options.storage)!r} "
+        raise ConfigError(f"parameter 'storage': can't open {safe_url(url)!r} "
                           f"({type(error).__name__}: {str(error).splitlines()[0]}); use e.g. "
-                          f"sqlite:///optuna.db or postgresql+psycopg://user:password@host:5432/db") from None
+                          f"sqlite:///optuna.db or postgresql+psycopg://user@host:5432/db") from None
 
 
 def safe_url(url: str) -> str:
@@ -149,17 +157,21 @@ def make_sampler(options: SweepOptions):
     # constant_liar: parallel workers treat each other's running trials as bad results, so they
     # don't all propose the same point; multivariate: filters/size/learning rate interact.
     return optuna.samplers.TPESampler(seed=options.sampler_seed, multivariate=True, constant_liar=True,
-                                      n_startup_trials=min(10, max(3, options.n_trials // 3)))
+                                      n_startup_trials=tpe_startup_trials(options))
 
 
-def describe(study) -> dict[str, str]:
-    pruner, sampler = study.pruner, study.sampler
-    pruner_text = type(pruner).__name__
-    if hasattr(pruner, "_n_startup_trials"):
-        pruner_text += f"(n_startup_trials={pruner._n_startup_trials}, n_warmup_steps={pruner._n_warmup_steps})"
-    return {"pruner_config": pruner_text,
-            "sampler": f"{type(sampler).__name__}(multivariate, constant_liar, "
-                       f"n_startup_trials={getattr(sampler, '_n_startup_trials', '?')})"}
+def tpe_startup_trials(options: SweepOptions) -> int:
+    """Random trials before TPE models the results: a third of the budget, 3 to 10."""
+    return min(10, max(3, options.n_trials // 3))
+
+
+def describe(options: SweepOptions) -> dict[str, str]:
+    pruner = ("NopPruner" if options.pruner == "none" else
+              f"MedianPruner(n_startup_trials={options.pruner_startup_trials}, "
+              f"n_warmup_steps={options.pruner_warmup_epochs + 1})")
+    return {"pruner_config": pruner,
+            "sampler": f"TPESampler(multivariate, constant_liar, n_startup_trials="
+                       f"{tpe_startup_trials(options)}, seed={options.sampler_seed})"}
 
 
 def check_same_setup(study, options: SweepOptions, config, fixed: dict[str, str]) -> None:

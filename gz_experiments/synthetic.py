@@ -1,11 +1,9 @@
 """A synthetic stand-in for the Galaxy Zoo competition data, in the competition's own layout.
 
-Each image is drawn from a latent truth (type, roundness, bar, arms, winding, bulge, odd feature;
-see `synthetic_render.Galaxy`). Its labels come from simulated volunteers walking the decision
-tree of `tree.py`: each answers every question they reach, correctly with a probability that
-grows with how visible the feature is, otherwise with a plausible confusion. A column is the
-count of an answer over all volunteers, so the tree's sum constraints hold by construction and
-the labels follow the visible morphology up to volunteer noise, which is what a model can learn.
+Images are drawn from a latent truth (`synthetic_render.Galaxy`). Labels come from 20-60 simulated
+volunteers walking the tree of `tree.py`, each answering correctly with a probability that grows with
+how visible the feature is, else with a plausible confusion. A column counts an answer over all
+volunteers, so the tree's sums hold exactly and labels follow the visible morphology up to volunteer noise.
 """
 from __future__ import annotations
 
@@ -23,7 +21,7 @@ from PIL import Image
 from gz_experiments import tree
 from gz_experiments.synthetic_render import Galaxy, make_sky_tile, render
 
-FORMAT_VERSION = 1  # bump when the generator changes, so stale data sets are not reused
+FORMAT_VERSION = 2  # bump when the output changes: complete older data sets are then rebuilt
 MARKER = ".complete"
 LABELS_FILE = "training_solutions_rev1.csv"
 TRAIN_DIR, TEST_DIR = "images_training_rev1", "images_test_rev1"
@@ -36,43 +34,53 @@ def generate(out_dir: str | Path, n: int, seed: int = 0, image_size: int = 424, 
              progress: bool = True) -> Path:
     """Write n labelled (and n_test unlabelled) images to out_dir, or reuse a complete earlier run.
 
-    The data set appears under out_dir only once it is complete (it is built beside it and
-    renamed), so an interrupted run never looks finished. Same arguments, same bytes.
-    """
+    Built beside out_dir and renamed into place once complete, so an interrupted run never looks
+    finished. Same arguments, same bytes."""
     out_dir = Path(out_dir)
     params = {"n": int(n), "seed": int(seed), "image_size": int(image_size), "n_test": int(n_test),
               "format": FORMAT_VERSION}
-    if _is_complete(out_dir, params):
+    state = _existing_data_set(out_dir, params)
+    if state == "complete":
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
         _write_data_set(staging, params, progress)
         (staging / MARKER).write_text(json.dumps(params, sort_keys=True))
-        if out_dir.exists():
-            out_dir.rmdir()  # only an empty directory may be replaced; _is_complete vetted it
-        os.rename(staging, out_dir)
+        _move_into_place(staging, out_dir, replace_stale=state == "stale")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        if _is_complete(out_dir, params):  # a concurrent run finished the same data set first
+        if _existing_data_set(out_dir, params) == "complete":  # a concurrent run finished it first
             return out_dir
         raise
     return out_dir
 
 
-def _is_complete(out_dir: Path, params: dict) -> bool:
-    """True if out_dir already holds this data set; ValueError if it holds something else."""
+def _existing_data_set(out_dir: Path, params: dict) -> str:
+    """"complete", "stale" (same request, older generator) or "absent"; ValueError for anything else."""
     marker = out_dir / MARKER
     if marker.is_file():
         found = json.loads(marker.read_text())
-        if found != params:
-            raise ValueError(f"{out_dir} holds a synthetic data set made with {found}, not {params}; "
-                             "choose another directory or delete it")
-        return True
+        if found == params:
+            return "complete"
+        if {**found, "format": FORMAT_VERSION} == params:
+            return "stale"
+        raise ValueError(f"{out_dir} holds a synthetic data set made with {found}, not {params}; "
+                         "choose another directory or delete it")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ValueError(f"{out_dir} exists but is not a complete synthetic data set; delete it or "
                          "choose another directory")
-    return False
+    return "absent"
+
+
+def _move_into_place(staging: Path, out_dir: Path, replace_stale: bool) -> None:
+    old = staging.with_name(staging.name + "-stale")
+    if replace_stale:  # our own older output, e.g. in a cache: swap it out, delete it after
+        os.rename(out_dir, old)
+    elif out_dir.exists():
+        out_dir.rmdir()  # only an empty directory gets here (_existing_data_set vetted it)
+    os.rename(staging, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_data_set(root: Path, params: dict, progress: bool) -> None:
@@ -80,7 +88,7 @@ def _write_data_set(root: Path, params: dict, progress: bool) -> None:
     ids = galaxy_ids(seed, n + n_test)
     train_ids, test_ids = np.sort(ids[:n]), np.sort(ids[n:])
     sky_tile = make_sky_tile(np.random.default_rng([seed, 1]), size)
-    bar = _Progress(n + n_test, enabled=progress)
+    show_progress, done = _progress_counter(n + n_test, enabled=progress), 0
     rows = []
     for folder, folder_ids, stream in ((TRAIN_DIR, train_ids, 2), (TEST_DIR, test_ids, 3)):
         if len(folder_ids) == 0:
@@ -94,8 +102,8 @@ def _write_data_set(root: Path, params: dict, progress: bool) -> None:
             Image.fromarray(pixels).save(root / folder / f"{galaxy_id}.jpg", quality=JPEG_QUALITY)
             if stream == 2:
                 rows.append(_csv_row(galaxy_id, labels))
-            bar.step()
-    bar.close()
+            done += 1
+            show_progress(done)
     (root / LABELS_FILE).write_text(",".join(tree.LABELS_HEADER) + "\n" + "".join(rows))
 
 
@@ -110,22 +118,15 @@ def _csv_row(galaxy_id: int, labels: np.ndarray) -> str:
     return f"{galaxy_id}," + ",".join(repr(round(float(v), 6)) for v in labels) + "\n"
 
 
-class _Progress:
-    """A one-line counter on stderr, refreshed about every 2%."""
+def _progress_counter(total: int, enabled: bool):
+    """A one-line counter on stderr, refreshed about every 2%; call it with the number done."""
+    every = max(1, total // 50)
 
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.done, self.enabled = total, 0, enabled and total > 0
-        self.every = max(1, total // 50)
-
-    def step(self) -> None:
-        self.done += 1
-        if self.enabled and (self.done % self.every == 0 or self.done == self.total):
-            sys.stderr.write(f"\r  synthetic {self.done}/{self.total}")
+    def show(done: int) -> None:
+        if enabled and (done % every == 0 or done == total):
+            sys.stderr.write(f"\r  synthetic {done}/{total}" + ("\n" if done == total else ""))
             sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+    return show
 
 
 # ---- latent truth ----
@@ -176,15 +177,22 @@ def _sample_disk(galaxy: Galaxy, rng: np.random.Generator) -> None:
 
 # ---- simulated volunteers ----
 
+_TREE_ORDER, _PARENTS, _SLICES = tree.topological_order(), tree.parent_indices(), tree.question_slices()
+
 def volunteer_labels(galaxy: Galaxy, rng: np.random.Generator) -> np.ndarray:
     """The 37 vote fractions of 20-60 volunteers walking the tree for this galaxy."""
     volunteers = int(rng.integers(20, 61))
     votes = np.zeros(tree.N_OUTPUTS)
-    slices, parents = tree.question_slices(), tree.parent_indices()
-    for q in tree.topological_order():
-        reached = volunteers if parents[q] is None else int(votes[parents[q]])
-        votes[slices[q]] = rng.multinomial(reached, ANSWER_MODELS[q](galaxy))
+    for q in _TREE_ORDER:
+        reached = volunteers if _PARENTS[q] is None else int(votes[_PARENTS[q]])
+        votes[_SLICES[q]] = rng.multinomial(reached, ANSWER_MODELS[q](galaxy))
     return votes / volunteers
+
+
+def _clarity(g: Galaxy) -> float:
+    """0..1: how easily volunteers see detail; small or faint galaxies are ambiguous."""
+    size = min(max((g.radius - 15.0) / 60.0, 0.0), 1.0) ** 0.7
+    return size * (0.55 + 0.45 * g.brightness)
 
 
 def _soft_bins(value: float, centres, width: float) -> np.ndarray:
@@ -200,10 +208,11 @@ def _correct_or_confused(answer: int, share: float, confusion) -> np.ndarray:
 
 
 def _q1_smooth_features_star(g: Galaxy):
-    c = g.clarity
+    c = _clarity(g)
     if g.kind in ("star", "trail"):
         star = 0.55 + 0.4 * g.brightness if g.kind == "star" else 0.55
         return [0.7 * (1 - star), 0.3 * (1 - star), star]
+    # how much structure shows: arms or a bar, else at least a disk beside the bulge
     detail = {"elliptical": 0.0, "edgeon": 1.0, "irregular": 0.9,
               "disk": max(0.5 + 0.5 * g.arm_contrast if g.arms else 0.0, g.bar, 0.5 * (1 - g.bulge))}[g.kind]
     if g.odd in ("merger", "disturbed", "ring", "lens or arc", "other"):
@@ -216,17 +225,18 @@ def _q1_smooth_features_star(g: Galaxy):
 def _q2_edge_on(g: Galaxy):
     if g.kind in ("star", "trail"):
         return [0.1, 0.9] if g.kind == "star" else [0.6, 0.4]
-    yes = 0.65 + 0.33 * g.clarity if g.kind == "edgeon" else 0.04 + 0.6 * min(max((0.6 - g.axis_ratio) / 0.3, 0), 1)
+    # steeply inclined disks and flat ellipticals draw some edge-on votes too
+    yes = 0.65 + 0.33 * _clarity(g) if g.kind == "edgeon" else 0.04 + 0.6 * min(max((0.6 - g.axis_ratio) / 0.3, 0), 1)
     return [yes, 1 - yes]
 
 
 def _q3_bar(g: Galaxy):
-    yes = 0.05 + 0.08 * (1 - g.clarity) + 0.85 * g.bar * min(1.0, 0.3 + g.clarity)
+    yes = 0.05 + 0.08 * (1 - _clarity(g)) + 0.85 * g.bar * min(1.0, 0.3 + _clarity(g))
     return [yes, 1 - yes]
 
 
 def _q4_spiral(g: Galaxy):
-    c = g.clarity
+    c = _clarity(g)
     yes = 0.1 + 0.15 * (1 - c) + (0.25 if g.kind == "irregular" or g.odd in ("ring", "disturbed") else 0)
     if g.arms:
         yes = 0.15 + 0.8 * g.arm_contrast * min(1.0, 0.3 + c)
@@ -235,19 +245,20 @@ def _q4_spiral(g: Galaxy):
 
 def _q5_bulge(g: Galaxy):
     apparent = {"elliptical": 0.45, "irregular": 0.0, "star": 0.45, "trail": 0.3}.get(g.kind, g.bulge)
-    return _soft_bins(apparent, (0.0, 0.15, 0.35, 0.6), 0.06 + 0.1 * (1 - g.clarity))
+    return _soft_bins(apparent, (0.0, 0.15, 0.35, 0.6), 0.06 + 0.1 * (1 - _clarity(g)))
 
 
 def _q6_odd(g: Galaxy):
-    yes = {"star": 0.12, "trail": 0.5}.get(g.kind, 0.06 + 0.08 * (1 - g.clarity))
+    yes = {"star": 0.12, "trail": 0.5}.get(g.kind, 0.06 + 0.08 * (1 - _clarity(g)))
     if g.odd:
-        yes += g.odd_strength * (0.5 + 0.45 * g.clarity)
+        yes += g.odd_strength * (0.5 + 0.45 * _clarity(g))
     return [min(yes, 0.99), 1 - min(yes, 0.99)]
 
 
 def _q7_roundness(g: Galaxy):
+    # an edge-on disk's glow and bulge look rounder than its thin midplane
     apparent = {"star": 1.0, "trail": 0.15, "edgeon": 2 * g.axis_ratio}.get(g.kind, g.axis_ratio)
-    return _soft_bins(apparent, (0.92, 0.62, 0.3), 0.1 + 0.07 * (1 - g.clarity))
+    return _soft_bins(apparent, (0.92, 0.62, 0.3), 0.1 + 0.07 * (1 - _clarity(g)))
 
 
 ODD_CONFUSION = (0.08, 0.07, 0.17, 0.15, 0.35, 0.12, 0.06)  # what a vague "odd" is called
@@ -258,7 +269,7 @@ def _q8_odd_feature(g: Galaxy):
         return _correct_or_confused(ODD_FEATURES.index("other"), 0.7, ODD_CONFUSION)
     if not g.odd:
         return np.asarray(ODD_CONFUSION)
-    share = 0.4 + 0.55 * g.clarity * g.odd_strength
+    share = 0.4 + 0.55 * _clarity(g) * g.odd_strength
     return _correct_or_confused(ODD_FEATURES.index(g.odd), share, ODD_CONFUSION)
 
 
@@ -266,19 +277,19 @@ def _q9_edge_on_bulge(g: Galaxy):
     if g.kind != "edgeon":
         return [0.65, 0.1, 0.25] if g.kind in ("elliptical", "disk") else [0.3, 0.1, 0.6]
     confusion = {"rounded": (0, 0.3, 0.7), "boxy": (0.8, 0, 0.2), "none": (0.8, 0.2, 0)}[g.bulge_shape]
-    return _correct_or_confused(("rounded", "boxy", "none").index(g.bulge_shape), 0.5 + 0.45 * g.clarity, confusion)
+    return _correct_or_confused(("rounded", "boxy", "none").index(g.bulge_shape), 0.5 + 0.45 * _clarity(g), confusion)
 
 
 def _q10_winding(g: Galaxy):
     if not g.arms:
         return [0.3, 0.4, 0.3]
-    return _soft_bins(g.pitch, (10.0, 19.0, 29.0), 3.0 + 5.0 * (1 - g.clarity))
+    return _soft_bins(g.pitch, (10.0, 19.0, 29.0), 3.0 + 5.0 * (1 - _clarity(g)))
 
 
 def _q11_arm_count(g: Galaxy):
     if not g.arms:
         return [0.1, 0.3, 0.05, 0.03, 0.02, 0.5]
-    c = g.clarity
+    c = _clarity(g)
     cant_tell = 0.05 + 0.3 * (1 - c) + (0.05 if g.arms >= 4 else 0.0)
     counts = _soft_bins(min(g.arms, 5) - 1, np.arange(5), 0.35 + 0.6 * (1 - c))
     return [*((1 - cant_tell) * counts), cant_tell]

@@ -117,6 +117,17 @@ def test_a_complete_data_set_is_reused_not_rewritten(data_set):
         synthetic.generate(data_set, N_IMAGES + 1, seed=SEED, n_test=N_TEST_IMAGES, progress=False)
 
 
+def test_a_data_set_from_an_older_generator_is_rebuilt(tmp_path):
+    root = synthetic.generate(tmp_path / "gz", 3, seed=1, progress=False)
+    marker = root / synthetic.MARKER
+    marker.write_text(marker.read_text().replace(f'"format": {synthetic.FORMAT_VERSION}', '"format": 0'))
+    (root / synthetic.LABELS_FILE).write_text("stale")
+    assert synthetic.generate(root, 3, seed=1, progress=False) == root
+    assert (root / synthetic.LABELS_FILE).read_text().startswith(tree.ID_COLUMN)
+    assert f'"format": {synthetic.FORMAT_VERSION}' in marker.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["gz"]  # no staging or stale copy left behind
+
+
 def test_foreign_directory_is_refused(tmp_path):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("not a data set")

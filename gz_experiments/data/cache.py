@@ -23,6 +23,7 @@ from gz_experiments.data.images import ImageError, preprocess
 from gz_experiments.data.source import DataError, ImageStore, _examples
 
 CACHE_VERSION = 1   # bump when `preprocess` changes what it produces
+CHUNK = 32          # images per thread-pool task
 
 
 def cache_root() -> Path:
@@ -80,18 +81,23 @@ def _build(store, ids, image_size, crop, array_path: Path, meta_path: Path, prog
     images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(ids), image_size, image_size, 3))
     bad: dict[int, str] = {}
 
-    def decode(row_and_id):
-        row, galaxy_id = row_and_id
-        try:
-            images[row] = preprocess(store.read(galaxy_id), image_size, crop)
-        except ImageError as error:
-            bad[int(galaxy_id)] = str(error)
+    def decode(rows: range) -> int:
+        for row in rows:
+            try:
+                images[row] = preprocess(store.read(ids[row]), image_size, crop)
+            except ImageError as error:
+                bad[int(ids[row])] = str(error)
+        return len(rows)
 
     bar = _progress_bar(len(ids), f"decoding {len(ids)} images into the cache") if progress else None
-    # PIL releases the GIL while decoding and resizing, so threads use every core.
+    # Pillow releases the GIL while it reads, decodes and resizes, so threads use every core;
+    # rows go out in chunks, as one task per image costs more than the decode of a small JPEG.
+    chunks = [range(start, min(start + CHUNK, len(ids))) for start in range(0, len(ids), CHUNK)]
+    done = 0
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        for done, _ in enumerate(pool.map(decode, enumerate(ids), chunksize=64), 1):
-            if bar and (done % 256 == 0 or done == len(ids)):
+        for count in pool.map(decode, chunks):
+            done += count
+            if bar and (done % (8 * CHUNK) == 0 or done == len(ids)):
                 bar.update(done)
     images.flush()
     del images

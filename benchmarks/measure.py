@@ -1,0 +1,135 @@
+"""Measure one approach: (a) model only, (b) this project's pipeline, (c) the report's pipeline,
+(d) both inputs without a model, (e) inference; (a)/(b) also under mixed_bfloat16.
+
+Every figure is images/s. Measurements of one kind are interleaved with the others (a, b, c, a,
+b, c, …) and summarised by their median, so a noisy neighbour slows all kinds alike.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gz_experiments.config import TrainConfig
+from gz_experiments.data.pipeline import make_dataset, to_model_input
+from gz_experiments.data.source import ImageStore
+from gz_experiments.models import build_model
+from gz_experiments.predictor import Predictor
+from gz_experiments.train import make_optimizer, precision_policy
+
+import report_pipeline
+from timing import batches_per_s, fit_images_per_s, median, ratio
+
+FP32, BF16 = "float32", "mixed_bfloat16"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many steps each measurement times (after `warmup` untimed ones), and how often."""
+    warmup: int = 2
+    steps: int = 12                 # (a), (b) in float32
+    bf16_steps: int = 3             # (a), (b) in mixed_bfloat16 (slow on CPUs without AVX-512 BF16)
+    report_steps: int = 6           # (c)
+    input_batches: int = 40         # (d) of the project's pipeline
+    report_input_batches: int = 6   # (d) of the report's
+    repeats: int = 3
+    bf16_repeats: int = 2
+    inference_images: int = 2000
+
+
+def compiled_model(config: TrainConfig, precision: str) -> keras.Model:
+    """The training network, compiled as `gz_experiments.train.compile_model` does (MSE, the
+    configured optimizer, RMSE) minus its MLflow logging and pretrained weights: speed is the same."""
+    with precision_policy(precision):
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(config.model, config.data.image_size)
+        model.compile(optimizer=make_optimizer(config, steps_per_epoch=100), loss="mse",
+                      metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
+    return model
+
+
+def in_memory_batches(images: np.ndarray, labels: np.ndarray, batch: int, k: int = 4) -> tf.data.Dataset:
+    """(a)'s input: k distinct batches already decoded, rescaled and in memory, repeated."""
+    rows = np.arange(k * batch) % len(images)
+    x = to_model_input(np.asarray(images[rows])).numpy().reshape((k, batch) + images.shape[1:])
+    y = labels[rows].reshape(k, batch, -1)
+    return tf.data.Dataset.from_tensor_slices((x, y)).repeat()
+
+
+def measure_training(config, images, labels, store: ImageStore, ids, plan: Plan, precisions) -> dict:
+    batch = config.batch_size
+    models = {p: compiled_model(config, p) for p in precisions}
+    project = make_dataset(images, labels, batch, training=True, augment=config.data.augment,
+                           seed=config.seed).repeat()
+    report = report_pipeline.report_flow(store, ids, labels, config.data.image_size, config.data.crop, batch,
+                                         config.seed, min_batches=plan.warmup + plan.report_steps + 2)
+    runs = {("model_only", p): (models[p], in_memory_batches(images, labels, batch)) for p in precisions}
+    runs.update({("pipeline", p): (models[p], project) for p in precisions})
+    runs[("report", FP32)] = (models[FP32], report)
+
+    def steps(kind, precision):
+        return plan.report_steps if kind == "report" else plan.bf16_steps if precision == BF16 else plan.steps
+
+    _log(f"  warming up {len(runs)} model/input pairs (tracing, XLA)")
+    for model, data in runs.values():
+        fit_images_per_s(model, data, batch, warmup=1, steps=1)
+    samples = {key: [] for key in runs}
+    for repeat in range(max(plan.repeats, plan.bf16_repeats)):
+        for (kind, precision), (model, data) in runs.items():
+            if repeat < (plan.bf16_repeats if precision == BF16 else plan.repeats):
+                samples[(kind, precision)].append(fit_images_per_s(model, data, batch, plan.warmup,
+                                                                   steps(kind, precision)))
+        _log(f"  repeat {repeat + 1}: " + ", ".join(f"{k}/{p} {v[-1]:.0f}" for (k, p), v in samples.items()
+                                                    if len(v) > repeat))
+    return {"models": models, "project": project, "report": report, "samples": samples}
+
+
+def measure_inputs(project: tf.data.Dataset, report, batch: int, plan: Plan) -> dict[str, list[float]]:
+    """(d): how fast each pipeline alone delivers training batches."""
+    samples = {"input_only": [], "report_input_only": []}
+    for _ in range(plan.repeats):
+        iterator = iter(project)
+        samples["input_only"].append(batch * batches_per_s(lambda: next(iterator), plan.warmup, plan.input_batches))
+        samples["report_input_only"].append(batch * batches_per_s(lambda: next(report), 1, plan.report_input_batches))
+    return samples
+
+
+def measure_inference(model, images: np.ndarray, config, plan: Plan) -> list[float]:
+    """(e): `Predictor.predict_images`, what evaluation and serving use, on cached frames."""
+    import time
+    predictor = Predictor(model, config.data.image_size, config.data.crop)
+    rows = np.arange(min(plan.inference_images, 4 * len(images))) % len(images)
+    frames = np.asarray(images[rows])
+    predictor.predict_images(frames[: predictor.batch_size + 1])   # traces both batch shapes
+    rates = []
+    for _ in range(plan.repeats):
+        start = time.perf_counter()
+        predictor.predict_images(frames)
+        rates.append(len(frames) / (time.perf_counter() - start))
+    return rates
+
+
+def summarise(training: dict, inputs: dict, inference: list[float], precisions, plan: Plan) -> dict:
+    fig = {f"{kind}/{p}": median(v) for (kind, p), v in training["samples"].items()}
+    fig.update({kind: median(v) for kind, v in inputs.items()})
+    fig["inference"] = median(inference)
+    a, b, c = fig[f"model_only/{FP32}"], fig[f"pipeline/{FP32}"], fig[f"report/{FP32}"]
+    out = {"pipeline_vs_model": ratio(b, a), "pipeline_vs_report": ratio(b, c),
+           "input_vs_report_input": ratio(fig["input_only"], fig["report_input_only"]),
+           "images_per_s": {k: round(v, 1) for k, v in fig.items()},
+           "samples": {**{f"{k}/{p}": [round(x, 1) for x in v] for (k, p), v in training["samples"].items()},
+                       **{k: [round(x, 1) for x in v] for k, v in inputs.items()},
+                       "inference": [round(x, 1) for x in inference]},
+           "plan": asdict(plan)}
+    if BF16 in precisions:
+        a16, b16 = fig[f"model_only/{BF16}"], fig[f"pipeline/{BF16}"]
+        out[BF16] = {"pipeline_vs_model": ratio(b16, a16), "model_only_vs_float32": ratio(a16, a),
+                     "pipeline_vs_float32": ratio(b16, b)}
+    return out
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

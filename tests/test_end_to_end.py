@@ -1,0 +1,242 @@
+"""End to end through the real `mlflow run . -e <entry> --env-manager local`: every approach trains
+one epoch on the tiny synthetic set and leaves its parameters, per-epoch metrics, test RMSE,
+figures, split and a servable model in the MLflow store; `baseline` scores the mean on the same
+split; `evaluate` scores a logged model on a folder. (The learning test is in test_learning.py.)
+
+The mlflow runs share one store per module (`project`) and are made once each (about six in all):
+each costs a process start, TensorFlow's import and MLflow's, which dominate the tiny training.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import PROJECT_ROOT, tiny_overrides
+from gz_experiments import tree
+
+pytestmark = pytest.mark.slow
+
+APPROACHES = ("cnn_full", "cnn_cropped", "cnn_slim_head", "resnet")
+SPLIT_PARAMS = ("data_dir", "n_train", "n_val", "n_test", "seed")
+LOGGED_PARAMS = ("approach", "image_size", "crop", "filters", "dropout", "batch_size", "epochs", "optimizer",
+                 "learning_rate", "n_train", "n_val", "n_test", "seed", "weights", "data_fingerprint")
+EPOCH_METRICS = ("train_loss", "train_rmse", "val_loss", "val_rmse")
+TEST_METRICS = ("test_rmse", "test_rmse_tta", *(f"test_rmse_q{q}" for q in range(1, 12)))
+RUN_ID = re.compile(r"run with ID '([0-9a-f]{32})'")
+
+
+# ---- running commands as a user would ----------------------------------------------------------
+
+def command_env(tracking_uri: str, cache_dir: Path) -> dict[str, str]:
+    """The user's shell: this venv's bin first on PATH (`mlflow` and the `python` MLproject calls)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}   # never join a parent run
+    env.update(MLFLOW_TRACKING_URI=tracking_uri, GZ_CACHE_DIR=str(cache_dir), TF_CPP_MIN_LOG_LEVEL="2",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    return env
+
+
+def mlflow_run(entry: str, params: dict, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    mlflow_exe = shutil.which("mlflow", path=env["PATH"])
+    args = [mlflow_exe, "run", str(PROJECT_ROOT), "-e", entry, "--env-manager", "local"]
+    for key, value in params.items():
+        args += ["-P", f"{key}={value}"]
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def run_id_of(done: subprocess.CompletedProcess) -> str:
+    found = RUN_ID.search(done.stderr)
+    assert found, f"no run id in mlflow's output:\n{done.stderr[-3000:]}"
+    return found.group(1)
+
+
+@dataclass
+class Project:
+    """One MLflow store for the module; `run` launches an entry point once per distinct parameters."""
+    workdir: Path
+    tracking_uri: str
+    env: dict
+    runs: dict = field(default_factory=dict)
+
+    @property
+    def client(self) -> mlflow.MlflowClient:
+        return mlflow.MlflowClient(self.tracking_uri)
+
+    def run(self, entry: str, **params) -> tuple[str, subprocess.CompletedProcess]:
+        key = (entry, tuple(sorted(params.items())))
+        if key not in self.runs:
+            done = mlflow_run(entry, params, self.env, self.workdir)
+            assert done.returncode == 0, f"mlflow run -e {entry} failed:\n{done.stderr[-4000:]}"
+            self.runs[key] = run_id_of(done), done
+        return self.runs[key]
+
+    def download(self, run_id: str, path: str) -> Path:
+        return Path(self.client.download_artifacts(run_id, path, str(self.workdir / "downloads" / run_id)))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Project:
+    workdir = tmp_path_factory.mktemp("e2e")
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    return Project(workdir, uri, command_env(uri, workdir / "cache"))
+
+
+@pytest.fixture(scope="module")
+def resnet_weights(tmp_path_factory) -> Path:
+    """A `.weights.h5` for ResNet50 without top (random, not ImageNet: no download in tests)."""
+    import keras
+    path = tmp_path_factory.mktemp("weights") / "resnet50_notop.weights.h5"
+    keras.applications.ResNet50(include_top=False, weights=None, input_shape=(48, 48, 3)).save_weights(str(path))
+    return path
+
+
+def training_params(approach: str, synthetic_dir: Path, resnet_weights_path=None) -> dict[str, str]:
+    more = {"weights": str(resnet_weights_path)} if approach == "resnet" else {}
+    return tiny_overrides(synthetic_dir, **more)
+
+
+@pytest.fixture(scope="module", params=APPROACHES)
+def trained(request, project, synthetic_dir):
+    """(approach, its MLflow run, the parameters it was given) after `mlflow run -e <approach>`."""
+    approach = request.param
+    weights = request.getfixturevalue("resnet_weights") if approach == "resnet" else None
+    params = training_params(approach, synthetic_dir, weights)
+    run_id, _ = project.run(approach, **params)
+    return approach, project.client.get_run(run_id), params
+
+
+@pytest.fixture
+def use_project_store(project, monkeypatch):
+    """Point this process's MLflow at the module's store, for `runs:/` URIs."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
+    mlflow.set_tracking_uri(project.tracking_uri)
+
+
+# ---- each approach ------------------------------------------------------------------------------
+
+def test_run_finishes_with_every_parameter_and_metric(trained, project):
+    approach, run, params = trained
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["approach"] == approach
+    logged = run.data.params
+    assert set(LOGGED_PARAMS) <= set(logged), f"missing params: {set(LOGGED_PARAMS) - set(logged)}"
+    expected = {"approach": approach, "image_size": "48", "epochs": "1", "batch_size": "32", "n_train": "96",
+                "n_val": "32", "n_test": "32", "seed": "42", "optimizer": "adamax",
+                "crop": "none" if approach == "cnn_full" else "250"}
+    assert {k: logged[k] for k in expected} == expected
+    assert logged["filters"] == {"cnn_slim_head": "32,96,128,128"}.get(approach, "32,64,128,128")
+    if approach == "resnet":
+        assert logged["weights"] == params["weights"] and logged["weights_loaded"] == params["weights"]
+    assert re.fullmatch(r"[0-9a-f]{16}", logged["data_fingerprint"])
+
+    for name in EPOCH_METRICS:
+        history = project.client.get_metric_history(run.info.run_id, name)
+        assert [m.step for m in history] == [1], name
+        assert np.isfinite(history[0].value) and history[0].value >= 0
+    for name in TEST_METRICS:
+        assert 0 < run.data.metrics[name] < 1, name
+
+
+def test_run_logs_model_figures_and_split(trained, project, synthetic_dir):
+    approach, run, params = trained
+    run_id = run.info.run_id
+    names = {a.path for a in project.client.list_artifacts(run_id)}
+    assert {"model", "learning_curves.png", "input_samples.png", "split.csv"} <= names
+    for figure in ("learning_curves.png", "input_samples.png"):
+        data = project.download(run_id, figure).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5_000, figure
+
+    mlmodel = project.download(run_id, "model/MLmodel").read_text()
+    assert re.search(r"^  keras:", mlmodel, re.M) and re.search(r"^  python_function:", mlmodel, re.M)
+    assert "signature:" in mlmodel
+
+    split = pd.read_csv(project.download(run_id, "split.csv"))
+    sizes = split["split"].value_counts().to_dict()
+    assert sizes == {"train": int(params["n_train"]), "val": int(params["n_val"]), "test": int(params["n_test"])}
+    assert split[tree.ID_COLUMN].is_unique
+    labelled = set(pd.read_csv(synthetic_dir / "training_solutions_rev1.csv")[tree.ID_COLUMN])
+    assert set(split[tree.ID_COLUMN]) <= labelled
+
+
+def test_logged_model_predicts_jpegs_and_reproduces_test_rmse(trained, project, synthetic_dir, use_project_store):
+    from gz_experiments.data.cache import load_or_build
+    from gz_experiments.data.source import open_source
+    from gz_experiments.predictor import score
+    from gz_experiments.serving import load_predictor
+
+    approach, run, _ = trained
+    uri = f"runs:/{run.info.run_id}/model"
+    split = pd.read_csv(project.download(run.info.run_id, "split.csv"))
+    test_ids = split.loc[split["split"] == "test", tree.ID_COLUMN].to_numpy()
+
+    model = mlflow.pyfunc.load_model(uri)
+    jpeg = (synthetic_dir / "images_training_rev1" / f"{test_ids[0]}.jpg").read_bytes()
+    answer = model.predict(pd.DataFrame({"image": [base64.b64encode(jpeg).decode()]}))
+    assert list(answer.columns) == list(tree.CLASS_COLUMNS) and answer.shape == (1, 37)
+    assert ((answer.to_numpy() >= 0) & (answer.to_numpy() <= 1)).all()
+
+    predictor = load_predictor(uri)
+    assert (predictor.image_size, predictor.crop) == (48, None if approach == "cnn_full" else 250)
+    np.testing.assert_allclose(answer.to_numpy()[0], predictor.predict_jpegs([jpeg])[0], atol=1e-5)
+    source = open_source(synthetic_dir)
+    cached = load_or_build(source.images, test_ids, predictor.image_size, predictor.crop, progress=False)
+    labels = source.labels.loc[cached.ids].to_numpy(np.float32)
+    rescored = score(labels, predictor.predict_images(np.asarray(cached.images)))["test_rmse"]
+    assert rescored == pytest.approx(run.data.metrics["test_rmse"], abs=1e-4)
+
+
+# ---- baseline and evaluate ----------------------------------------------------------------------
+
+def test_baseline_scores_the_mean_on_the_training_split(project, synthetic_dir):
+    params = training_params("cnn_cropped", synthetic_dir)
+    trained_id, _ = project.run("cnn_cropped", **params)
+    baseline_id, _ = project.run("baseline", **{k: params.get(k, "42") for k in SPLIT_PARAMS})
+    run = project.client.get_run(baseline_id)
+    assert run.info.status == "FINISHED" and run.data.tags["approach"] == "baseline"
+
+    trained_split = pd.read_csv(project.download(trained_id, "split.csv"))
+    baseline_split = pd.read_csv(project.download(baseline_id, "split.csv"))
+    for name in ("train", "val", "test"):
+        ids = [set(s.loc[s["split"] == name, tree.ID_COLUMN]) for s in (trained_split, baseline_split)]
+        assert ids[0] == ids[1], f"baseline's {name} split differs from the training run's"
+
+    labels = pd.read_csv(synthetic_dir / "training_solutions_rev1.csv").set_index(tree.ID_COLUMN)
+    ids_of = {n: baseline_split.loc[baseline_split["split"] == n, tree.ID_COLUMN] for n in ("train", "test")}
+    mean = labels.loc[ids_of["train"]].to_numpy().mean(axis=0)
+    expected = np.sqrt(((labels.loc[ids_of["test"]].to_numpy() - mean) ** 2).mean())
+    assert run.data.metrics["test_rmse"] == pytest.approx(expected, abs=1e-6)
+    assert {f"test_rmse_q{q}" for q in range(1, 12)} <= set(run.data.metrics)
+
+
+def test_evaluate_scores_a_logged_model_on_a_folder(project, synthetic_dir, use_project_store):
+    from gz_experiments.data.cache import load_or_build
+    from gz_experiments.data.source import open_source
+    from gz_experiments.predictor import score
+    from gz_experiments.serving import load_predictor
+
+    trained_id, _ = project.run("cnn_cropped", **training_params("cnn_cropped", synthetic_dir))
+    uri = f"runs:/{trained_id}/model"
+    evaluate_id, done = project.run("evaluate", model_uri=uri, data_dir=str(synthetic_dir))
+    metrics = project.client.get_run(evaluate_id).data.metrics
+    assert {"test_rmse", "test_rmse_tta", *(f"test_rmse_q{q}" for q in range(1, 12))} <= set(metrics)
+    printed = re.search(r"^\s*test_rmse\s+([0-9.]+)$", done.stdout, re.M)
+    assert printed, f"evaluate printed no test_rmse:\n{done.stdout[-2000:]}"
+    assert float(printed.group(1)) == pytest.approx(metrics["test_rmse"], abs=1e-4)
+
+    source = open_source(synthetic_dir)   # every labelled galaxy of the folder, not just a split
+    predictor = load_predictor(uri)
+    ids = np.sort(source.labels.index.to_numpy())
+    cached = load_or_build(source.images, ids, predictor.image_size, predictor.crop, progress=False)
+    expected = score(source.labels.loc[ids].to_numpy(np.float32), predictor.predict_images(np.asarray(cached.images)))
+    assert metrics["test_rmse"] == pytest.approx(expected["test_rmse"], abs=1e-4)
+    assert project.client.get_run(evaluate_id).data.params["n_evaluated"] == str(len(ids))

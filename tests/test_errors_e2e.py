@@ -1,0 +1,149 @@
+"""Bad input, as a user meets it: through `python -m gz_experiments train ...` and `mlflow run`, each
+mistake exits non-zero with ONE line `error: ...` naming the parameter or file, and no traceback;
+a run that had started ends FAILED in MLflow with tag `error` and the artifact `error.txt`."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from conftest import tiny_overrides
+from test_end_to_end import command_env, mlflow_run, run_id_of
+
+pytestmark = pytest.mark.slow
+
+LABELS = "training_solutions_rev1.csv"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> tuple[Path, str]:
+    """One MLflow store for the module (creating a sqlite store costs seconds); each case logs to
+    its own experiment, named after it, so its run is easy to find."""
+    workdir = tmp_path_factory.mktemp("errors")
+    return workdir, f"sqlite:///{workdir / 'mlflow.db'}"
+
+
+def cli(store, experiment: str, *args: str, **env_more) -> subprocess.CompletedProcess:
+    workdir, uri = store
+    env = {**command_env(uri, workdir / "cache"), "MLFLOW_EXPERIMENT_NAME": experiment, **env_more}
+    return subprocess.run([sys.executable, "-m", "gz_experiments", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def the_error_line(done: subprocess.CompletedProcess) -> str:
+    """The one `error:` line of stderr, after checking the exit code and that no traceback leaked."""
+    assert done.returncode != 0, f"expected a failure, got exit 0:\n{done.stdout[-2000:]}"
+    assert "Traceback" not in done.stderr, done.stderr[-4000:]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, f"expected one 'error:' line in stderr, got {lines}:\n{done.stderr[-3000:]}"
+    return lines[0]
+
+
+def only_run(store, experiment: str) -> str:
+    """The id of the one run a CLI call started in its experiment."""
+    found = mlflow.MlflowClient(store[1]).get_experiment_by_name(experiment)
+    assert found is not None, f"no run was started in experiment {experiment!r}"
+    runs = mlflow.MlflowClient(store[1]).search_runs([found.experiment_id])
+    assert len(runs) == 1
+    return runs[0].info.run_id
+
+
+def failed_run(store, run_id: str) -> tuple[str, str]:
+    """(tag `error`, error.txt) of a run that must have ended FAILED with its error recorded."""
+    client = mlflow.MlflowClient(store[1])
+    run = client.get_run(run_id)
+    assert run.info.status == "FAILED"
+    error_txt = Path(client.download_artifacts(run_id, "error.txt", str(store[0] / "downloads" / run_id)))
+    return run.data.tags["error"], error_txt.read_text()
+
+
+def flat(params: dict) -> list[str]:
+    return [f"{k}={v}" for k, v in params.items()]
+
+
+# ---- through the CLI ----------------------------------------------------------------------------
+
+def test_unknown_approach(store):
+    line = the_error_line(cli(store, "unknown", "train", "cnn_huge", "epochs=1"))
+    assert "cnn_huge" in line and "cnn_cropped" in line   # names it and lists what exists
+
+
+def test_epochs_below_one(store):
+    line = the_error_line(cli(store, "epochs", "train", "cnn_cropped", "epochs=0"))
+    assert "'epochs'" in line and "at least 1" in line
+
+
+def test_image_size_too_small_for_the_network(store, synthetic_dir):
+    done = cli(store, "image_size", "train", "cnn_cropped", *flat(tiny_overrides(synthetic_dir, image_size=40)))
+    line = the_error_line(done)
+    assert "image_size=40" in line and "at least 46" in line
+    tag, error_txt = failed_run(store, only_run(store, "image_size"))
+    assert "image_size=40" in tag and "Traceback" in error_txt
+
+
+def test_missing_data_dir(store, tmp_path):
+    missing = tmp_path / "no-such-folder"
+    line = the_error_line(cli(store, "missing", "train", "cnn_cropped", f"data_dir={missing}", "epochs=1"))
+    assert str(missing) in line and "data_dir" in line
+    tag, _ = failed_run(store, only_run(store, "missing"))
+    assert str(missing) in tag
+
+
+def test_bad_labels_file(store, data_copy):
+    labels = pd.read_csv(data_copy / LABELS, dtype=str)
+    labels.loc[3, "Class1.2"] = "lots"
+    labels.to_csv(data_copy / LABELS, index=False)
+    line = the_error_line(cli(store, "labels", "train", "cnn_cropped", *flat(tiny_overrides(data_copy))))
+    assert LABELS in line and "row 5" in line   # header is row 1: the 4th data row
+    tag, _ = failed_run(store, only_run(store, "labels"))
+    assert LABELS in tag
+
+
+# ---- through mlflow run -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case, params, named", [
+    ("epochs", {"epochs": "0"}, "'epochs'"),                       # fails before training starts
+    ("data_dir", {"data_dir": "/no/such/galaxies"}, "/no/such/galaxies"),   # fails inside training
+])
+def test_mlflow_run_fails_cleanly_and_records_the_error(store, case, params, named):
+    workdir, uri = store
+    done = mlflow_run("cnn_cropped", {"n_train": "96", "n_val": "32", "n_test": "32", **params},
+                      command_env(uri, workdir / "cache"), workdir)
+    line = the_error_line(done)
+    assert named in line
+    tag, error_txt = failed_run(store, run_id_of(done))
+    assert named in tag and named in error_txt
+
+
+# ---- pretrained weights offline -----------------------------------------------------------------
+
+def online(host: str = "storage.googleapis.com") -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_imagenet_weights_offline_fail_fast_with_advice(store, synthetic_dir, tmp_path):
+    from gz_experiments.weights import IMAGENET_URL, WeightsError, imagenet_file
+    cached = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / Path(IMAGENET_URL).name
+    if cached.exists() or online():
+        pytest.skip("ImageNet weights are cached or downloadable here: nothing fails")
+    started = time.perf_counter()
+    with pytest.raises(WeightsError, match="weights=none"):
+        imagenet_file()
+    assert time.perf_counter() - started < 10, "offline, the weights should fail within seconds"
+
+    done = cli(store, "weights", "train", "resnet", "weights=imagenet", *flat(tiny_overrides(synthetic_dir)))
+    line = the_error_line(done)
+    assert "ImageNet weights" in line and "weights=none" in line and ".weights.h5" in line
+    tag, _ = failed_run(store, only_run(store, "weights"))
+    assert tag.startswith("WeightsError")
