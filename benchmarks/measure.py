@@ -7,6 +7,7 @@ b, c, …) and summarised by their median, so a noisy neighbour slows all kinds 
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import asdict, dataclass
 
 import keras
@@ -99,11 +100,10 @@ def measure_inputs(project: tf.data.Dataset, report, batch: int, plan: Plan) -> 
 
 def measure_inference(model, images: np.ndarray, config, plan: Plan) -> list[float]:
     """(e): `Predictor.predict_images`, what evaluation and serving use, on cached frames."""
-    import time
     predictor = Predictor(model, config.data.image_size, config.data.crop)
     rows = np.arange(min(plan.inference_images, 4 * len(images))) % len(images)
     frames = np.asarray(images[rows])
-    predictor.predict_images(frames[: predictor.batch_size + 1])   # traces both batch shapes
+    predictor.predict_images(frames)   # untimed: traces the full and the last batch's shapes
     rates = []
     for _ in range(plan.repeats):
         start = time.perf_counter()

@@ -171,16 +171,12 @@ def predict(model_uri: str, images: str, out: str = "submission.csv", *, tta: bo
 def _load(model_uri: str):
     from mlflow.exceptions import MlflowException
 
-    from gz_experiments.predictor import Predictor
     from gz_experiments.serving import load_predictor
     try:
-        predictor = load_predictor(model_uri)
-    except (MlflowException, OSError) as error:
+        return load_predictor(model_uri)
+    except (MlflowException, OSError) as error:   # unknown run, missing path, not our model
         raise ConfigError(f"model_uri {model_uri!r} cannot be loaded ({error}); "
                           f"give runs:/<run_id>/model of a training run") from None
-    if not isinstance(predictor, Predictor):
-        raise ConfigError(f"model_uri {model_uri!r} is not a gz-experiments model (it has no image preprocessing)")
-    return predictor
 
 
 def cmd_predict(args, rest) -> None:

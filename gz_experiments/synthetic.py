@@ -21,7 +21,7 @@ from PIL import Image
 from gz_experiments import tree
 from gz_experiments.synthetic_render import Galaxy, make_sky_tile, render
 
-FORMAT_VERSION = 2  # bump when the output changes: complete older data sets are then rebuilt
+FORMAT_VERSION = 3  # bump when the output changes: complete older data sets are then rebuilt
 MARKER = ".complete"
 LABELS_FILE = "training_solutions_rev1.csv"
 TRAIN_DIR, TEST_DIR = "images_training_rev1", "images_test_rev1"

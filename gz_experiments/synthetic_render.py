@@ -82,10 +82,9 @@ def add_light(canvas: np.ndarray, display: np.ndarray, top: int, left: int) -> N
 
 def _subject_patch(galaxy: Galaxy, rng: np.random.Generator, scale: float, image_size: int):
     """Stretched RGB light of the main subject over its bounding box, and where the box goes."""
-    reach = {"merger": 2.1, "disturbed": 2.0, "lens or arc": 1.75}.get(galaxy.odd or "", 1.6)
+    reach = {"merger": 2.1, "disturbed": 2.0, "lens or arc": 2.1}.get(galaxy.odd or "", 1.6)
     half = int(min(image_size // 2, math.ceil(galaxy.radius * scale * reach) + 4))
-    side = 2 * half
-    cells = min(side, MAX_GRID)
+    side, cells = 2 * half, min(2 * half, MAX_GRID)
     # grid points sit at the centres PIL's bilinear resize maps back onto, in 424-frame pixels
     # float32 throughout: half the memory traffic of float64, and the image ends as uint8 anyway
     coords = (((np.arange(cells) + 0.5) * (side / cells) - half) / scale).astype(np.float32)
@@ -286,8 +285,8 @@ def _odd_feature_light(g: Galaxy, x, y, rng, spacing) -> np.ndarray | float:
     if g.odd == "lens or arc":
         r, theta = np.hypot(x, y) / radius, np.arctan2(y, x)
         dtheta = np.angle(np.exp(1j * (theta - rng.uniform(-math.pi, math.pi))))  # wrapped to +-pi
-        arc = np.exp(-0.5 * ((r - rng.uniform(1.1, 1.45)) / 0.04) ** 2 - 0.5 * (dtheta / rng.uniform(0.35, 0.7)) ** 2)
-        return 0.12 * s * arc
+        arc = np.exp(-0.5 * ((r - rng.uniform(1.05, 1.35)) / 0.03) ** 2 - 0.5 * (dtheta / rng.uniform(0.35, 0.7)) ** 2)
+        return 0.3 * s * arc
     if g.odd == "disturbed":
         r, theta = np.hypot(x, y) / radius, np.arctan2(y, x)
         tail = ((1 + np.cos(theta - np.log(r + 0.1) / 0.55 - rng.uniform(0, 6.3))) / 2) ** 8

@@ -142,3 +142,8 @@ def test_missing_images_and_bad_model_uri_are_clear_errors(model_dir, synthetic_
         predict(str(model_dir), str(tmp_path), str(tmp_path / "s.csv"), progress=False)
     with pytest.raises(ConfigError, match="cannot be loaded"):
         predict("runs:/0123456789abcdef/model", str(synthetic_dir), str(tmp_path / "s.csv"), progress=False)
+    import keras
+    foreign = tmp_path / "foreign"   # an MLflow Keras model without this project's preprocessing
+    mlflow.keras.save_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]), str(foreign))
+    with pytest.raises(ConfigError, match="not logged by gz-experiments"):
+        predict(str(foreign), str(synthetic_dir), str(tmp_path / "s.csv"), progress=False)

@@ -20,6 +20,8 @@ import pytest
 from gz_experiments import tree
 from conftest import REAL_DATA_ENV, tiny_overrides
 
+pytestmark = pytest.mark.slow   # a real server: TensorFlow is imported a second time
+
 STARTUP_TIMEOUT_S = 240   # TensorFlow's import alone took minutes on a 2-core machine shared by training jobs
 
 
