@@ -29,10 +29,11 @@ FP32, BF16 = "float32", "mixed_bfloat16"
 
 @dataclass(frozen=True)
 class Plan:
-    """How many steps each measurement times (after `warmup` untimed ones), and how often."""
-    warmup: int = 2
+    """How many steps each measurement times, and how often. The `warmup` untimed steps before
+    each (1 is enough: the first measurement's first step also traces and compiles)."""
+    warmup: int = 1
     steps: int = 12                 # (a), (b) in float32
-    bf16_steps: int = 3             # (a), (b) in mixed_bfloat16 (slow on CPUs without AVX-512 BF16)
+    bf16_steps: int = 2             # (a), (b) in mixed_bfloat16 (slow on CPUs without AVX-512 BF16)
     report_steps: int = 6           # (c)
     input_batches: int = 40         # (d) of the project's pipeline
     report_input_batches: int = 6   # (d) of the report's
@@ -67,16 +68,17 @@ def measure_training(config, images, labels, store: ImageStore, ids, plan: Plan,
                            seed=config.seed).repeat()
     report = report_pipeline.report_flow(store, ids, labels, config.data.image_size, config.data.crop, batch,
                                          config.seed, min_batches=plan.warmup + plan.report_steps + 2)
-    runs = {("model_only", p): (models[p], in_memory_batches(images, labels, batch)) for p in precisions}
-    runs.update({("pipeline", p): (models[p], project) for p in precisions})
-    runs[("report", FP32)] = (models[FP32], report)
+    in_memory = in_memory_batches(images, labels, batch)
+    runs = {}   # one repeat runs them in this order: a, b, c in float32, then a, b in bfloat16
+    for precision in precisions:
+        runs[("model_only", precision)] = (models[precision], in_memory)
+        runs[("pipeline", precision)] = (models[precision], project)
+        if precision == FP32:
+            runs[("report", FP32)] = (models[FP32], report)
 
     def steps(kind, precision):
         return plan.report_steps if kind == "report" else plan.bf16_steps if precision == BF16 else plan.steps
 
-    _log(f"  warming up {len(runs)} model/input pairs (tracing, XLA)")
-    for model, data in runs.values():
-        fit_images_per_s(model, data, batch, warmup=1, steps=1)
     samples = {key: [] for key in runs}
     for repeat in range(max(plan.repeats, plan.bf16_repeats)):
         for (kind, precision), (model, data) in runs.items():
@@ -93,7 +95,7 @@ def measure_inputs(project: tf.data.Dataset, report, batch: int, plan: Plan) -> 
     samples = {"input_only": [], "report_input_only": []}
     for _ in range(plan.repeats):
         iterator = iter(project)
-        samples["input_only"].append(batch * batches_per_s(lambda: next(iterator), plan.warmup, plan.input_batches))
+        samples["input_only"].append(batch * batches_per_s(lambda: next(iterator), 5, plan.input_batches))
         samples["report_input_only"].append(batch * batches_per_s(lambda: next(report), 1, plan.report_input_batches))
     return samples
 

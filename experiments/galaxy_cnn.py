@@ -22,11 +22,11 @@ from gz_experiments.search import Categorical, Float, Int
 
 CONFIG = override(
     CROPPED, approach="galaxy_cnn", architecture="galaxy_cnn",
-    crop=207, image_size=69, filters="32,64,128,128", kernel_size=3, batch_norm=True,
-    dense="256", dropout=0.5, output="tree", tree_warmup_epochs=0,
+    crop=207, image_size=64, filters="16,32,64,128", kernel_size=3, batch_norm=True,
+    dense="256", dropout=0.25, output="tree", tree_warmup_epochs=0,
     rotation=180, shift=0.03, shear=0, zoom=0, hflip=True, vflip=True,
     optimizer="adam", learning_rate=0.002, lr_schedule="cosine", warmup_epochs=1,
-    batch_size=64, epochs=30, tta=True,
+    batch_size=64, epochs=12, precision="float32", tta=True,
 )
 
 SEARCH_SPACE = {

@@ -19,7 +19,7 @@ def baseline(config: TrainConfig) -> dict[str, float]:
         data = config.data
         tracking.log_params({"approach": "baseline", "data_dir": data.data_dir, "n_train": data.n_train,
                              "n_val": data.n_val, "n_test": data.n_test, "seed": config.seed})
-        source = open_source(resolve_data_dir(data, config.seed))
+        source = open_source(resolve_data_dir(data))   # the data set `train` uses (see prepare)
         ids = split_ids(source.labels.index, data.n_train, data.n_val, data.n_test, config.seed, str(source.root))
         labels = {name: source.labels.loc[ids[name]].to_numpy(np.float64) for name in SPLITS}
         mean = labels["train"].mean(axis=0)

@@ -43,7 +43,11 @@ def record_failure(error: BaseException) -> None:
 
 
 def log_params(params: dict) -> None:
-    mlflow.log_params({k: "none" if v is None else v for k, v in params.items()})
+    """Log params, except those `mlflow run` already logged from -P in the user's own spelling
+    (`n_train=all`, `tta=true`, `learning_rate=1e-3`): MLflow refuses to change a param's value."""
+    active = mlflow.active_run()
+    logged = mlflow.get_run(active.info.run_id).data.params if active else {}
+    mlflow.log_params({k: "none" if v is None else v for k, v in params.items() if k not in logged})
 
 
 class EpochLogger(keras.callbacks.Callback):

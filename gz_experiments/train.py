@@ -19,7 +19,7 @@ from gz_experiments.data.pipeline import augment_batch, make_dataset
 from gz_experiments.layers import training_callbacks
 from gz_experiments.models import build_model
 from gz_experiments.predictor import Predictor, score
-from gz_experiments.weights import load_pretrained
+from gz_experiments import weights as pretrained
 
 # Called after each epoch with (epoch, val_rmse); returning True stops training (sweeps prune so).
 EpochHook = Callable[[int, float], bool]
@@ -50,10 +50,11 @@ def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_
     with tracking.run(run_name=config.approach, tags={"approach": config.approach}):
         tracking.log_params(flat_params(config))
         started = time.perf_counter()
+        weights_file = pretrained.resolve(config.model.weights) if config.model.architecture == "resnet" else None
         data = prepare(config.data, config.seed, progress=progress)
         log_data(data, config)
         with precision_policy(config.precision), distribution_strategy().scope():
-            model = compile_model(config, steps_per_epoch=-(-len(data.train) // config.batch_size))
+            model = compile_model(config, -(-len(data.train) // config.batch_size), weights_file)
         keeper = KeepBestWeights(epoch_hook)
         history = fit(model, data, config, [tracking.EpochLogger(), keeper, *training_callbacks(model)], progress)
         metrics = {"best_val_rmse": keeper.best, "best_epoch": keeper.best_epoch,
@@ -77,11 +78,10 @@ def evaluate_split(predictor: Predictor, images, labels, tta: bool, prefix: str 
     return metrics
 
 
-def compile_model(config: TrainConfig, steps_per_epoch: int) -> keras.Model:
+def compile_model(config: TrainConfig, steps_per_epoch: int, weights_file=None) -> keras.Model:
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.model, config.data.image_size)
-    mlflow.log_param("weights_loaded", load_pretrained(model, config.model.weights)
-                     if config.model.architecture == "resnet" else "n/a")
+    pretrained.load_pretrained(model, weights_file)
     model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse",
                   metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
     return model

@@ -31,17 +31,24 @@ def imagenet_file() -> Path:
             f"or train from scratch with weights=none") from None
 
 
-def load_pretrained(model: keras.Model, weights: str) -> str:
-    """Load the backbone's weights; returns what was loaded, for the run's params."""
+def resolve(weights: str | None) -> Path | None:
+    """The weights file to load, found (or downloaded) before any data work so a bad value or an
+    offline machine fails within seconds; None trains from scratch."""
     if weights in ("none", "", None):
-        return "none"
+        return None
     path = imagenet_file() if weights == "imagenet" else Path(weights).expanduser()
     if not path.is_file():
         raise ConfigError(f"weights={weights!r}: no such file; pass imagenet, none or a .weights.h5 path")
+    return path
+
+
+def load_pretrained(model: keras.Model, path: Path | None) -> None:
+    """Load a backbone's weights file (from `resolve`) into the model."""
+    if path is None:
+        return
     try:
         model.get_layer(BACKBONE).load_weights(str(path))
     except ValueError as error:
         if "No such layer" in str(error):
-            raise ConfigError(f"weights={weights!r} only applies to the resnet architecture") from None
+            raise ConfigError(f"weights={str(path)!r} only applies to the resnet architecture") from None
         raise WeightsError(f"{path} does not fit ResNet50 without top: {error}") from None
-    return "imagenet" if weights == "imagenet" else str(path)

@@ -116,7 +116,7 @@ def test_search_space_names_real_parameters_and_its_bounds_override():
 
 def test_one_tiny_epoch_trains_through_train(synthetic_dir):
     from gz_experiments.train import train
-    config = override(CONFIG, tiny_overrides(synthetic_dir, tree_warmup_epochs=1, precision="mixed_bfloat16"))
+    config = override(CONFIG, tiny_overrides(synthetic_dir, tree_warmup_epochs=1))
     metrics = train(config, progress=False, log_model=False)
     assert metrics["epochs_run"] == 1
     assert 0 < metrics["test_rmse"] < 0.5 and 0 < metrics["test_rmse_tta"] < 0.5

@@ -66,8 +66,8 @@ from gz_experiments.config import override
 seen = {}
 training.distribution_strategy = lambda: strategy
 compile_model = training.compile_model
-def compile_and_record(config, steps_per_epoch):
-    model = compile_model(config, steps_per_epoch)
+def compile_and_record(*args):
+    model = compile_model(*args)
     seen["strategy"] = type(model.distribute_strategy).__name__
     seen["replicas"] = model.distribute_strategy.num_replicas_in_sync
     return model
