@@ -37,12 +37,12 @@ def plans(quick: bool):
     on 2 cores; ResNet50 trains at ~50 images/s there, so it gets the fewest."""
     from measure import Plan
     if quick:
-        tiny = Plan(warmup=1, steps=2, bf16_steps=1, report_steps=2, input_batches=4, report_input_batches=2,
-                    repeats=1, bf16_repeats=1, inference_images=128)
+        tiny = Plan(steps=2, report_steps=2, input_batches=4, report_input_batches=2, repeats=1, bf16_repeats=1,
+                    inference_images=128)
         return {name: tiny for name in APPROACHES}
-    full = Plan(steps=8, bf16_repeats=1, inference_images=1000)   # 100² costs twice 70²
-    resnet = Plan(steps=3, bf16_steps=1, report_steps=2, input_batches=20, report_input_batches=3,
-                  repeats=2, bf16_repeats=1, inference_images=500)
+    full = Plan(steps=4, report_steps=3, bf16_repeats=1, inference_images=500)   # 100² costs twice 70²
+    resnet = Plan(steps=2, report_steps=2, input_batches=20, report_input_batches=3, repeats=2, bf16_repeats=1,
+                  bf16_kinds=("model_only",), inference_images=300)
     return {"cnn_full": full, "cnn_cropped": Plan(), "cnn_slim_head": Plan(), "resnet": resnet}
 
 

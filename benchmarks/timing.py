@@ -50,5 +50,6 @@ def median(values) -> float:
     return float(statistics.median(values))
 
 
-def ratio(numerator: float, denominator: float) -> float | None:
-    return round(numerator / denominator, 3) if denominator else None
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator/denominator, or None where either was not measured."""
+    return round(numerator / denominator, 3) if numerator and denominator else None

@@ -101,7 +101,8 @@ def fit(model, data: PreparedData, config: TrainConfig, callbacks, progress: boo
     train_ds = make_dataset(data.train.images, data.train.labels, config.batch_size, training=True,
                             augment=config.data.augment, seed=config.seed)
     val_ds = make_dataset(data.val.images, data.val.labels, config.batch_size, training=False)
-    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
+    # shuffle=False: the dataset shuffles itself; Keras would only warn that it ignores the flag.
+    history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False,
                         verbose=1 if progress else 2)
     return history.history
 

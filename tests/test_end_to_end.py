@@ -1,7 +1,7 @@
 """End to end through the real `mlflow run . -e <entry> --env-manager local`: every approach trains
 one epoch on the tiny synthetic set and leaves its parameters, per-epoch metrics, test RMSE,
 figures, split and a servable model in the MLflow store; `baseline` scores the mean on the same
-split; `evaluate` scores a logged model on a folder. (The learning test is in test_learning.py.)
+split; `evaluate` scores a logged model on a folder; and `cnn_cropped` learns the synthetic galaxies.
 
 The mlflow runs share one store per module (`project`) and are made once each (about six in all):
 each costs a process start, TensorFlow's import and MLflow's, which dominate the tiny training.
@@ -22,8 +22,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import experiments
 from conftest import PROJECT_ROOT, tiny_overrides
 from gz_experiments import tree
+from gz_experiments.baseline import baseline
+from gz_experiments.config import override
+from gz_experiments.data.cache import load_or_build
+from gz_experiments.data.dataset import prepare
+from gz_experiments.data.source import open_source
+from gz_experiments.predictor import score
+from gz_experiments.serving import load_predictor
+from gz_experiments.synthetic import generate
+from gz_experiments.train import train
 
 pytestmark = pytest.mark.slow
 
@@ -136,7 +146,7 @@ def test_run_finishes_with_every_parameter_and_metric(trained, project):
     assert {k: logged[k] for k in expected} == expected
     assert logged["filters"] == {"cnn_slim_head": "32,96,128,128"}.get(approach, "32,64,128,128")
     if approach == "resnet":
-        assert logged["weights"] == params["weights"] and logged["weights_loaded"] == params["weights"]
+        assert logged["weights"] == params["weights"]
     assert re.fullmatch(r"[0-9a-f]{16}", logged["data_fingerprint"])
 
     for name in EPOCH_METRICS:
@@ -169,10 +179,6 @@ def test_run_logs_model_figures_and_split(trained, project, synthetic_dir):
 
 
 def test_logged_model_predicts_jpegs_and_reproduces_test_rmse(trained, project, synthetic_dir, use_project_store):
-    from gz_experiments.data.cache import load_or_build
-    from gz_experiments.data.source import open_source
-    from gz_experiments.predictor import score
-    from gz_experiments.serving import load_predictor
 
     approach, run, _ = trained
     uri = f"runs:/{run.info.run_id}/model"
@@ -200,7 +206,8 @@ def test_logged_model_predicts_jpegs_and_reproduces_test_rmse(trained, project, 
 def test_baseline_scores_the_mean_on_the_training_split(project, synthetic_dir):
     params = training_params("cnn_cropped", synthetic_dir)
     trained_id, _ = project.run("cnn_cropped", **params)
-    baseline_id, _ = project.run("baseline", **{k: params.get(k, "42") for k in SPLIT_PARAMS})
+    # n_train=all is the rest after val and test: 96 here too, so the very same split
+    baseline_id, _ = project.run("baseline", **{**{k: params.get(k, "42") for k in SPLIT_PARAMS}, "n_train": "all"})
     run = project.client.get_run(baseline_id)
     assert run.info.status == "FINISHED" and run.data.tags["approach"] == "baseline"
 
@@ -219,10 +226,6 @@ def test_baseline_scores_the_mean_on_the_training_split(project, synthetic_dir):
 
 
 def test_evaluate_scores_a_logged_model_on_a_folder(project, synthetic_dir, use_project_store):
-    from gz_experiments.data.cache import load_or_build
-    from gz_experiments.data.source import open_source
-    from gz_experiments.predictor import score
-    from gz_experiments.serving import load_predictor
 
     trained_id, _ = project.run("cnn_cropped", **training_params("cnn_cropped", synthetic_dir))
     uri = f"runs:/{trained_id}/model"
@@ -240,3 +243,39 @@ def test_evaluate_scores_a_logged_model_on_a_folder(project, synthetic_dir, use_
     expected = score(source.labels.loc[ids].to_numpy(np.float32), predictor.predict_images(np.asarray(cached.images)))
     assert metrics["test_rmse"] == pytest.approx(expected["test_rmse"], abs=1e-4)
     assert project.client.get_run(evaluate_id).data.params["n_evaluated"] == str(len(ids))
+
+
+def test_baseline_and_training_share_the_built_in_synthetic_set(tmp_path):
+    """data_dir=synthetic: the baseline must score the split of the very data set training uses."""
+
+    config = override(experiments.load("cnn_cropped").CONFIG, {
+        "data_dir": "synthetic", "n_train": 40, "n_val": 10, "n_test": 10, "seed": 7, "image_size": 48})
+    baseline(config)
+    logged = pd.read_csv(mlflow.artifacts.download_artifacts(
+        f"runs:/{mlflow.last_active_run().info.run_id}/split.csv", dst_path=str(tmp_path)))
+    trained = prepare(config.data, config.seed, progress=False).split_frame()
+    pd.testing.assert_frame_equal(logged, trained)
+
+
+# ---- the learning test --------------------------------------------------------------------------
+
+# Measured (2 shared cores): 500 training images, 10 epochs of batch 16 with adam reach 0.83–0.86 of
+# the mean baseline's test RMSE on two generator seeds, in about 30 s. The report's own recipe
+# (adamax, augmentation) needs far more steps: 0.96 after 12 such epochs.
+LEARNING = {"n_train": 500, "n_val": 50, "n_test": 100, "seed": 1, "image_size": 48, "epochs": 10,
+            "batch_size": 16, "optimizer": "adam", "augment": "none", "tta": False}
+
+
+@pytest.fixture(scope="module")
+def learnable_dir(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("learnable") / "gz", 650, seed=5, progress=False)
+
+
+def test_cnn_cropped_beats_the_mean_baseline_clearly(learnable_dir):
+
+    config = override(experiments.load("cnn_cropped").CONFIG, {"data_dir": str(learnable_dir), **LEARNING})
+    floor = baseline(config)["test_rmse"]
+    metrics = train(config, progress=False, log_model=False)
+    assert metrics["test_rmse"] <= 0.9 * floor, (
+        f"cnn_cropped reached test RMSE {metrics['test_rmse']:.4f} after {config.epochs} epochs, not clearly "
+        f"below the mean baseline's {floor:.4f}: the synthetic galaxies are not learnable enough")
