@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Subprocesses (mlflow run, mlflow models serve → uvicorn) must find this interpreter's tools even
+# when pytest was started as `.venv/bin/python -m pytest` without activating the venv.
+_BIN = str(Path(sys.executable).parent)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
+    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA_ENV = "GZ_REAL_DATA_DIR"
 

@@ -76,7 +76,8 @@ def served_model(synthetic_dir, tmp_path):
         _wait_until_up(url, server, log)
         yield url, model_uri
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
