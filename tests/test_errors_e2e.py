@@ -30,9 +30,9 @@ def store(tmp_path_factory) -> tuple[Path, str]:
     return workdir, f"sqlite:///{workdir / 'mlflow.db'}"
 
 
-def cli(store, experiment: str, *args: str, **env_more) -> subprocess.CompletedProcess:
+def cli(store, experiment: str, *args: str) -> subprocess.CompletedProcess:
     workdir, uri = store
-    env = {**command_env(uri, workdir / "cache"), "MLFLOW_EXPERIMENT_NAME": experiment, **env_more}
+    env = {**command_env(uri, workdir / "cache"), "MLFLOW_EXPERIMENT_NAME": experiment}
     return subprocess.run([sys.executable, "-m", "gz_experiments", *args], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=600)
 
@@ -108,11 +108,11 @@ def test_bad_labels_file(store, data_copy):
 
 # ---- through mlflow run -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case, params, named", [
-    ("epochs", {"epochs": "0"}, "'epochs'"),                       # fails before training starts
-    ("data_dir", {"data_dir": "/no/such/galaxies"}, "/no/such/galaxies"),   # fails inside training
-])
-def test_mlflow_run_fails_cleanly_and_records_the_error(store, case, params, named):
+@pytest.mark.parametrize("params, named", [
+    ({"epochs": "0"}, "'epochs'"),                                # fails before training starts
+    ({"data_dir": "/no/such/galaxies"}, "/no/such/galaxies"),     # fails inside training
+], ids=["epochs", "data_dir"])
+def test_mlflow_run_fails_cleanly_and_records_the_error(store, params, named):
     workdir, uri = store
     done = mlflow_run("cnn_cropped", {"n_train": "96", "n_val": "32", "n_test": "32", **params},
                       command_env(uri, workdir / "cache"), workdir)
@@ -132,7 +132,7 @@ def online(host: str = "storage.googleapis.com") -> bool:
         return False
 
 
-def test_imagenet_weights_offline_fail_fast_with_advice(store, synthetic_dir, tmp_path):
+def test_imagenet_weights_offline_fail_fast_with_advice(store, synthetic_dir):
     from gz_experiments.weights import IMAGENET_URL, WeightsError, imagenet_file
     cached = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / Path(IMAGENET_URL).name
     if cached.exists() or online():
