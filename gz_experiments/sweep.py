@@ -75,7 +75,11 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
     from gz_experiments.sweep_worker import ClaimLock, make_objective, work
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # a bar per model copy
     module = experiments.load(options.approach)
-    config = override(module.CONFIG, fixed or {})
+    try:
+        config = override(module.CONFIG, fixed or {})
+    except ConfigError as error:   # a mistyped sweep option lands here: list those too
+        hint = f"; sweep options: {', '.join(sorted(OPTION_NAMES))}" if "unknown parameter" in str(error) else ""
+        raise ConfigError(f"{error}{hint}") from None
     space = without_fixed(module.SEARCH_SPACE if search_space is None else search_space, set(fixed or {}))
     validate_space(space, config)
     study = open_study(options, config, fixed or {})

@@ -260,7 +260,8 @@ def test_bad_search_spaces_and_options_get_clear_errors(tmp_path, capsys):
                           (["n_trials=0"], "'n_trials' must be at least 1"),
                           (["pruner=hyperbnd"], "'pruner' must be one of median, none"),
                           (["storage=nosuchdb://x"], "parameter 'storage': can't open"),
-                          (["dropout=2"], "'dropout' must be in [0, 1)")):
+                          (["dropout=2"], "'dropout' must be in [0, 1)"),
+                          (["n_trail=5"], "unknown parameter 'n_trail'")):
         assert main(["sweep", *argv, f"storage=sqlite:///{tmp_path / 'o.db'}"] if "storage" not in argv[0]
                     else ["sweep", *argv]) == 2
         assert message in capsys.readouterr().err
