@@ -11,9 +11,10 @@ import tempfile
 import traceback
 from pathlib import Path
 
-import keras
 import mlflow
 
+# Keras' history keys -> the names above (train.EpochLogger logs them). No keras import here: the
+# CLI, baseline and error paths stay free of TensorFlow's start-up.
 KERAS_TO_METRIC = {"loss": "train_loss", "rmse": "train_rmse", "val_loss": "val_loss", "val_rmse": "val_rmse"}
 
 
@@ -48,14 +49,6 @@ def log_params(params: dict) -> None:
     active = mlflow.active_run()
     logged = mlflow.get_run(active.info.run_id).data.params if active else {}
     mlflow.log_params({k: "none" if v is None else v for k, v in params.items() if k not in logged})
-
-
-class EpochLogger(keras.callbacks.Callback):
-    """Keras' history under the project's metric names, step = epoch (1-based, as the bar shows)."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        metrics = {KERAS_TO_METRIC[k]: float(v) for k, v in (logs or {}).items() if k in KERAS_TO_METRIC}
-        mlflow.log_metrics(metrics, step=epoch + 1)
 
 
 def log_figure(figure, name: str) -> None:

@@ -44,6 +44,15 @@ class KeepBestWeights(keras.callbacks.Callback):
             self.model.set_weights(self.weights)
 
 
+class EpochLogger(keras.callbacks.Callback):
+    """Keras' history under the project's metric names, step = epoch (1-based, as the bar shows)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {tracking.KERAS_TO_METRIC[k]: float(v) for k, v in (logs or {}).items()
+                   if k in tracking.KERAS_TO_METRIC}
+        mlflow.log_metrics(metrics, step=epoch + 1)
+
+
 def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_test: bool = True,
           log_model: bool = True, progress: bool = True) -> dict[str, float]:
     """Train `config`'s approach, log everything to the active (or a new) MLflow run, return metrics."""
@@ -56,7 +65,7 @@ def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_
         with precision_policy(config.precision), distribution_strategy().scope():
             model = compile_model(config, -(-len(data.train) // config.batch_size), weights_file)
         keeper = KeepBestWeights(epoch_hook)
-        history = fit(model, data, config, [tracking.EpochLogger(), keeper, *training_callbacks(model)], progress)
+        history = fit(model, data, config, [EpochLogger(), keeper, *training_callbacks(model)], progress)
         metrics = {"best_val_rmse": keeper.best, "best_epoch": keeper.best_epoch,
                    "epochs_run": len(history["loss"]), "train_seconds": time.perf_counter() - started}
         if keeper.stopped:
