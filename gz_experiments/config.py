@@ -155,6 +155,9 @@ def override(config: TrainConfig, params: dict | None = None, **more) -> TrainCo
     """Return a copy of `config` with flat-named parameters replaced, parsed and validated."""
     paths = _leaf_paths(type(config))
     for key, raw in {**(params or {}), **more}.items():
+        if key == "subset":
+            config = _whole_set(config, raw)
+            continue
         indexed = _INDEXED.match(key)
         name = indexed.group(1) if indexed else key
         if name not in paths:
@@ -174,6 +177,15 @@ def override(config: TrainConfig, params: dict | None = None, **more) -> TrainCo
         _check(name, value)
         config = _replace_at(config, path, value)
     return config
+
+
+def _whole_set(config: TrainConfig, raw) -> TrainConfig:
+    """`subset=all`: train on every labelled galaxy not held out for val and test (61,578 − 4,000 on
+    the full competition set), from the memory-mapped cache. Same as `n_train=all`."""
+    if str(raw).strip().lower() != "all":
+        raise ConfigError(f"parameter 'subset' takes only 'all' (every galaxy not in val/test); got {raw!r}: "
+                          f"for a smaller training set pass n_train=N")
+    return override(config, n_train="all")
 
 
 def _get(config, path):

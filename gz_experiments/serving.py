@@ -3,6 +3,7 @@ base64 JPEGs and answers the 37 named columns, preprocessed exactly as in traini
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,7 +38,14 @@ def requirements() -> list[str]:
 
 
 def save(predictor: Predictor, path: Path) -> None:
-    mlflow.keras.save_model(predictor.model, str(path), pip_requirements=requirements())
+    # The Keras flavour only takes tensor signatures; ours (base64 JPEG in, named columns out) is set
+    # on the MLmodel below, so its "saving without a signature" warning would mislead.
+    quiet = logging.getLogger("mlflow.keras.save")
+    level, _ = quiet.level, quiet.setLevel(logging.ERROR)
+    try:
+        mlflow.keras.save_model(predictor.model, str(path), pip_requirements=requirements())
+    finally:
+        quiet.setLevel(level)
     data = path / "data"
     (data / PREPROCESSING).write_text(json.dumps({"image_size": predictor.image_size, "crop": predictor.crop}))
     package = Path(__file__).parent

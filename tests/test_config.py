@@ -18,6 +18,7 @@ BASE = TrainConfig()
     ({"tta": "False"}, ("tta",), False),
     ({"hflip": "0"}, ("data", "augment", "hflip"), False),
     ({"n_train": "all"}, ("data", "n_train"), None),
+    ({"subset": "all"}, ("data", "n_train"), None),           # issue 5's name for the whole set
     ({"crop": "none"}, ("data", "crop"), None),
     ({"crop": "250"}, ("data", "crop"), 250),
     ({"fine_tune_blocks": "None"}, ("model", "fine_tune_blocks"), None),
@@ -75,6 +76,7 @@ def test_setting_an_augmentation_field_switches_augmentation_back_on():
     ({"dropout": "high"}, "'dropout'"),
     ({"learning_rate": "0"}, "'learning_rate'"),
     ({"skip_bad_images": "maybe"}, "'skip_bad_images'"),
+    ({"subset": "8000"}, "'subset'"),
 ])
 def test_override_rejects_bad_values_naming_the_parameter(params, named):
     with pytest.raises(ConfigError) as error:

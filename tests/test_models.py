@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import experiments
 from gz_experiments import tree
@@ -128,6 +129,24 @@ def test_tree_layer_obeys_the_constraint_even_when_a_question_is_all_negative():
     assert out.min() >= 0 and out.max() <= 1 + 1e-6
     assert tree.constraint_violation(out).max() < 1e-5
     np.testing.assert_allclose(out[0, :3], 1 / 3, rtol=1e-6)   # an empty question splits evenly
+
+
+def test_a_fresh_tree_model_has_no_dead_question():
+    """Each question starts at its even split with every raw answer positive, and every answer
+    gets a gradient: a question whose answers all start below zero would never learn."""
+    model, images = tree_model(), np.random.default_rng(5).random((16, 48, 48, 3), np.float32)
+    raw = keras.Model(model.input, model.get_layer("votes_raw").output).predict(images, verbose=0)
+    assert raw.min() > 0
+    pred = model.predict(images, verbose=0)
+    for s, parent in zip(tree.question_slices(), tree.parent_indices()):
+        reach = 1.0 if parent is None else pred[:, parent:parent + 1]
+        even = np.broadcast_to(reach / (s.stop - s.start), pred[:, s].shape)
+        np.testing.assert_allclose(pred[:, s], even, rtol=1e-5)
+    targets = tree_consistent_labels(np.random.default_rng(6), 16).astype(np.float32)
+    with tf.GradientTape() as tape:
+        loss = keras.ops.mean((model(images, training=True) - targets) ** 2)
+    bias_grad = tape.gradient(loss, model.get_layer("votes_raw").bias).numpy()
+    assert (bias_grad[:, None] != 0).all()
 
 
 def test_tree_layer_passes_valid_labels_through():
