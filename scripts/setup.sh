@@ -7,7 +7,7 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-if ! .venv/bin/python -c "import gz_experiments, tensorflow, mlflow, optuna, pytest" 2>/dev/null; then
+if ! .venv/bin/python -c "import gz_experiments, tensorflow, mlflow, optuna, pytest, xdist" 2>/dev/null; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[test]'
 fi
