@@ -30,7 +30,8 @@ class StepClock(keras.callbacks.Callback):
 def fit_images_per_s(model, dataset, batch_size: int, warmup: int, steps: int) -> float:
     """Training throughput of `model` fed by `dataset` (anything `fit` takes)."""
     clock = StepClock(max(1, warmup))
-    model.fit(dataset, steps_per_epoch=max(1, warmup) + steps, epochs=1, verbose=0, callbacks=[clock])
+    model.fit(dataset, steps_per_epoch=max(1, warmup) + steps, epochs=1, verbose=0, callbacks=[clock],
+              shuffle=False)   # the datasets shuffle themselves
     if clock.start is None or clock.steps != steps:
         raise RuntimeError(f"the input ran out after {clock.steps} of {steps} timed steps; use more images")
     return clock.steps * batch_size / (clock.end - clock.start)
