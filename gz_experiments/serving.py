@@ -41,7 +41,8 @@ def save(predictor: Predictor, path: Path) -> None:
     # The Keras flavour only takes tensor signatures; ours (base64 JPEG in, named columns out) is set
     # on the MLmodel below, so its "saving without a signature" warning would mislead.
     quiet = logging.getLogger("mlflow.keras.save")
-    level, _ = quiet.level, quiet.setLevel(logging.ERROR)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         mlflow.keras.save_model(predictor.model, str(path), pip_requirements=requirements())
     finally:
