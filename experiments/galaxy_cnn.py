@@ -18,6 +18,7 @@ tree layer that starts every question alive (see `models.output_head`).
 What the real sample (5,866 / 1,000 / 1,000, seed 42) supported is recorded below CONFIG.
 """
 from experiments.cnn_cropped import CONFIG as CROPPED
+from experiments.cnn_cropped import SEARCH_SPACE as CROPPED_SPACE
 from gz_experiments.config import override
 from gz_experiments.search import Categorical, Float, Int
 
@@ -38,11 +39,9 @@ CONFIG = override(
 # So the tree output helps once no question can start dead; TTA is worth ~0.001. bf16 is emulated on
 # CPUs without AVX-512 BF16 (~7× slower here), hence float32.
 
+# The cropped CNN's conv widths; the rest around this approach's own head, input and schedule.
 SEARCH_SPACE = {
-    "filters[0]": Int(16, 64, log=True),
-    "filters[1]": Int(32, 128, log=True),
-    "filters[2]": Int(64, 256, log=True),
-    "filters[3]": Int(64, 256, log=True),
+    **{key: space for key, space in CROPPED_SPACE.items() if key.startswith("filters[")},
     "dense[0]": Int(64, 1024, log=True),
     "dropout": Float(0.0, 0.6),
     "global_pool": Categorical((True, False)),

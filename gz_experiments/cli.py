@@ -57,7 +57,7 @@ def cmd_baseline(args, rest) -> None:
 
 
 def cmd_evaluate(args, rest) -> None:
-    from gz_experiments.config import _parse
+    from gz_experiments.config import parse_value
     from gz_experiments.evaluate import evaluate
     options = parse_overrides(rest)
     unknown = set(options) - {"model_uri", "data_dir", "tta", "skip_bad_images"}
@@ -65,8 +65,8 @@ def cmd_evaluate(args, rest) -> None:
         raise SystemExit(f"error: evaluate takes model_uri=… data_dir=… [tta=true] [skip_bad_images=false]; "
                          f"got {sorted(options)}")
     _print_metrics(evaluate(options["model_uri"], options["data_dir"],
-                            tta=_parse("tta", options.get("tta", "true"), bool),
-                            skip_bad_images=_parse("skip_bad_images", options.get("skip_bad_images", "false"), bool)))
+                            tta=parse_value("tta", options.get("tta", "true"), bool),
+                            skip_bad_images=parse_value("skip_bad_images", options.get("skip_bad_images", "false"), bool)))
 
 
 def cmd_synthetic(args, rest) -> None:
@@ -141,7 +141,7 @@ def _record_in_project_run(error: Exception) -> None:
 
 def _register_extra_commands() -> None:
     import importlib
-    for module in ("gz_experiments.sweep", "gz_experiments.predict"):
+    for module in ("gz_experiments.sweep_command", "gz_experiments.predict"):
         try:
             command = importlib.import_module(module).add_command
         except ModuleNotFoundError as error:

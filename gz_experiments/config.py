@@ -10,9 +10,7 @@ import re
 import typing
 from dataclasses import dataclass
 
-
-class ConfigError(ValueError):
-    """A parameter is unknown or has a bad value; the message names it and says what is allowed."""
+from gz_experiments.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ def _dataclass_in(hint):
     return next((c for c in candidates if dataclasses.is_dataclass(c)), None)
 
 
-def _parse(name: str, raw, hint):
+def parse_value(name: str, raw, hint):
     """Turn an MLflow/CLI string (or a Python value) into the field's declared type."""
     args = typing.get_args(hint)
     if type(None) in args:
@@ -110,7 +108,7 @@ def _parse(name: str, raw, hint):
         raise ConfigError(f"parameter {name!r} can only be set to 'none' or 'on' here (set its fields instead)")
     if typing.get_origin(hint) is tuple:
         items = raw.replace("(", "").replace(")", "").split(",") if isinstance(raw, str) else raw
-        return tuple(_parse(name, i, int) for i in items if str(i).strip())
+        return tuple(parse_value(name, i, int) for i in items if str(i).strip())
     try:
         if hint is bool:
             if isinstance(raw, str):
@@ -168,12 +166,12 @@ def override(config: TrainConfig, params: dict | None = None, **more) -> TrainCo
             i = int(indexed.group(2))
             if i >= len(current):
                 raise ConfigError(f"parameter {key!r}: {name} has only {len(current)} elements")
-            current[i] = _parse(key, raw, int)
+            current[i] = parse_value(key, raw, int)
             value = tuple(current)
         elif name == "augment" and str(raw).strip().lower() == "on":   # as flat_params logs it
             value = _get(config, path) or _dataclass_in(hint)()
         else:
-            value = _parse(key, raw, hint)
+            value = parse_value(key, raw, hint)
         _check(name, value)
         config = _replace_at(config, path, value)
     return config

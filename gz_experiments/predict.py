@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from gz_experiments import tracking, tree
-from gz_experiments.config import ConfigError, _parse
+from gz_experiments.config import ConfigError, parse_value
 from gz_experiments.data.images import ImageError, preprocess
 from gz_experiments.data.source import _IMAGE_NAME, TEST_IMAGES, DataError, ImageStore, _examples
 
@@ -186,11 +186,11 @@ def cmd_predict(args, rest) -> None:
     if unknown or missing:
         raise ConfigError(f"predict takes model_uri=… images=… [out=submission.csv] [tta=false] [batch_size=500] "
                           f"[skip_bad_images=false]; unknown {sorted(unknown) or 'none'}, missing {missing or 'none'}")
-    batch_size = _parse("batch_size", options["batch_size"], int)
+    batch_size = parse_value("batch_size", options["batch_size"], int)
     if batch_size < 1:
         raise ConfigError(f"parameter 'batch_size' must be at least 1, got {batch_size}")
-    predict(options["model_uri"], options["images"], options["out"], tta=_parse("tta", options["tta"], bool),
-            batch_size=batch_size, skip_bad_images=_parse("skip_bad_images", options["skip_bad_images"], bool))
+    predict(options["model_uri"], options["images"], options["out"], tta=parse_value("tta", options["tta"], bool),
+            batch_size=batch_size, skip_bad_images=parse_value("skip_bad_images", options["skip_bad_images"], bool))
 
 
 def add_command(commands) -> None:

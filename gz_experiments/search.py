@@ -14,41 +14,53 @@ class SearchSpaceError(ConfigError):
 
 
 @dataclass(frozen=True)
-class Int:
-    low: int
-    high: int
+class _Range:
+    """A numeric range, log-scaled or not, checked when declared; Int and Float say which bounds
+    they take (in code and in words) and which `trial.suggest_*` asks for a value."""
+    low: float
+    high: float
     log: bool = False
 
     def __post_init__(self):
-        if not (isinstance(self.low, int) and isinstance(self.high, int)) or self.low > self.high:
-            raise SearchSpaceError(f"Int range needs integers low <= high, got {self.low}..{self.high}")
-        if self.log and self.low < 1:
-            raise SearchSpaceError(f"a log-scale Int range must start at 1 or more, got {self.low}")
+        kind = type(self).__name__
+        if not (self.takes(self.low) and self.takes(self.high)) or self.low > self.high:
+            raise SearchSpaceError(f"{kind} range needs {self.bounds} low <= high, got {self.low}..{self.high}")
+        if self.log and not self.log_can_start_at(self.low):
+            raise SearchSpaceError(f"a log-scale {kind} range must {self.log_start}, got {self.low}")
 
-    def suggest(self, trial, name: str) -> int:
-        return trial.suggest_int(name, self.low, self.high, log=self.log)
+    def suggest(self, trial, name: str):
+        return getattr(trial, self.suggest_with)(name, self.low, self.high, log=self.log)
 
     def extremes(self) -> tuple:
         return self.low, self.high
 
 
 @dataclass(frozen=True)
-class Float:
-    low: float
-    high: float
-    log: bool = False
+class Int(_Range):
+    low: int
+    high: int
+    bounds, log_start, suggest_with = "integers", "start at 1 or more", "suggest_int"
 
-    def __post_init__(self):
-        if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low > self.high:
-            raise SearchSpaceError(f"Float range needs finite low <= high, got {self.low}..{self.high}")
-        if self.log and self.low <= 0:
-            raise SearchSpaceError(f"a log-scale Float range must be positive, got {self.low}")
+    @staticmethod
+    def takes(value) -> bool:
+        return isinstance(value, int)
 
-    def suggest(self, trial, name: str) -> float:
-        return trial.suggest_float(name, self.low, self.high, log=self.log)
+    @staticmethod
+    def log_can_start_at(low) -> bool:
+        return low >= 1
 
-    def extremes(self) -> tuple:
-        return self.low, self.high
+
+@dataclass(frozen=True)
+class Float(_Range):
+    bounds, log_start, suggest_with = "finite", "be positive", "suggest_float"
+
+    @staticmethod
+    def takes(value) -> bool:
+        return math.isfinite(value)
+
+    @staticmethod
+    def log_can_start_at(low) -> bool:
+        return low > 0
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,26 @@ TINY = {"n_train": "96", "n_val": "32", "n_test": "32", "epochs": "1", "batch_si
 def tiny_overrides(data_dir, **more) -> dict[str, str]:
     """A one-epoch run on a tiny split: what every end-to-end test starts from."""
     return {**TINY, "data_dir": str(data_dir), "image_size": "48", **{k: str(v) for k, v in more.items()}}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, process: subprocess.Popen | None = None,
+             log: Path | None = None):
+    """Poll `predicate` until it returns something truthy (returned), failing the test after
+    `timeout` seconds, or as soon as `process` exits (showing the end of its `log`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            output = log.read_text()[-3000:] if log is not None else ""
+            pytest.fail(f"the process exited ({process.returncode}) before {what}: {output}")
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")

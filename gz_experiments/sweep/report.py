@@ -11,13 +11,14 @@ from mlflow.tracking import MlflowClient
 
 from gz_experiments import tracking
 from gz_experiments.config import flat_params, override
-from gz_experiments.sweep_worker import mlflow_key
+from gz_experiments.sweep.options import SweepOptions
+from gz_experiments.sweep.study import safe_url
+from gz_experiments.sweep.trial import mlflow_key
 
 TEST_RECORD = "test_of_best_trial"   # study user attr: the test split is scored once per study
 
 
-def log_setup(options, config, space: dict, described: dict[str, str]) -> None:
-    from gz_experiments.sweep import safe_url
+def log_setup(options: SweepOptions, config, space: dict, described: dict[str, str]) -> None:
     searched = {key.split("[")[0] for key in space}
     fixed = {k: v for k, v in flat_params(config).items() if k not in searched and k != "approach"}
     log_new_params({"approach": options.approach, "n_trials": options.n_trials, "study_name": options.name,
@@ -111,7 +112,7 @@ def log_plots(study, n_complete: int) -> None:
 
 def close_orphaned_runs(trials) -> None:
     """A worker killed mid-trial leaves its MLflow runs RUNNING; once Optuna has marked the trial
-    FAIL (no heartbeat), end them FAILED too, so nothing stays 'running' forever in the UI."""
+    FAIL (no heartbeat, or its process gone), end them FAILED too, so nothing stays 'running' forever in the UI."""
     client, current = MlflowClient(), mlflow.active_run().info.run_id
     for trial in trials:
         if trial.state.name != "FAIL" or "mlflow_run_id" not in trial.user_attrs:
@@ -119,8 +120,8 @@ def close_orphaned_runs(trials) -> None:
         trial_run, parent_run = trial.user_attrs["mlflow_run_id"], trial.user_attrs.get("mlflow_parent_run_id")
         if not _still_running(client, trial_run):
             continue
-        reason = (f"worker {trial.user_attrs.get('worker', '?')} stopped sending heartbeats; Optuna marked "
-                  f"trial {trial.number} FAIL and retries its parameters")
+        cause = trial.user_attrs.get("error", f"worker {trial.user_attrs.get('worker', '?')} stopped sending heartbeats")
+        reason = f"{cause}; trial {trial.number} was marked FAIL and its parameters are retried"
         client.set_tag(trial_run, "trial_state", "failed")
         for run_id in (trial_run, parent_run):
             if run_id and run_id != current and _still_running(client, run_id):
@@ -133,3 +134,12 @@ def _still_running(client, run_id: str) -> bool:
         return client.get_run(run_id).info.status == "RUNNING"
     except mlflow.exceptions.MlflowException:   # logged to another tracking server
         return False
+
+
+def format_summary(summary: dict, options: SweepOptions) -> str:
+    """The summary as the CLI prints it, with where to watch the study."""
+    lines = [f"{key:>24} {value:.4f}" if isinstance(value, float) else f"{key:>24} {value}"
+             for key, value in sorted(summary.items())]
+    lines.append(f"study {options.name!r} in {safe_url(options.storage)}; watch it with: "
+                 f"optuna-dashboard {safe_url(options.storage)}   and: mlflow ui")
+    return "\n".join(lines)

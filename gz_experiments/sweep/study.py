@@ -1,107 +1,17 @@
-"""Optuna sweeps over an approach's `SEARCH_SPACE`, tracked in MLflow: one parent run per invocation,
-one nested run per trial, pruned on per-epoch `val_rmse`.
-
-The study lives in an RDB storage (a local SQLite file by default), so an invocation with the same
-`study_name` resumes it, and the same command run on several machines against one PostgreSQL URL
-makes them parallel workers. `n_trials` is the study's total of complete + pruned trials, shared
-by all workers; a worker that dies stops its heartbeat, its trial turns FAIL and is retried.
-"""
+"""The study in its storage: opened (or resumed) with this sweep's sampler, pruner and heartbeat,
+checked to be the same setup as when it started, and storage URLs made safe to log."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import os
-import socket
-import time
-import typing
 import warnings
-from dataclasses import dataclass
 
-from gz_experiments.config import ConfigError, _parse, override
-
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
-
-
-class SweepError(RuntimeError):
-    """The sweep can't go on (e.g. every trial fails); the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class SweepOptions:
-    approach: str = "cnn_cropped"
-    n_trials: int = 20                    # complete + pruned trials of the whole study, all workers
-    study_name: str | None = None         # None: "<approach>-sweep"; an existing name resumes
-    storage: str = "sqlite:///optuna.db"  # or postgresql+psycopg://user:pw@host/db for many workers
-    pruner: str = "median"                # median | none
-    pruner_startup_trials: int = 5
-    pruner_warmup_epochs: int = 2
-    sampler_seed: int | None = None       # None: each worker draws its own (same seeds = same trials)
-    heartbeat_interval: int = 20          # seconds between a running trial's heartbeats
-    grace_period: int = 90                # a trial silent this long is FAIL (its worker died)
-    max_retry: int = 2                    # times a dead worker's parameters are tried again
-    max_failures_in_row: int = 3          # a worker gives up after this many failed trials in a row
-
-    @property
-    def name(self) -> str:
-        return self.study_name or f"{self.approach}-sweep"
-
-
-OPTION_NAMES = {f.name for f in dataclasses.fields(SweepOptions)}
-
-
-def parse_options(tokens: dict[str, str]) -> tuple[SweepOptions, dict[str, str]]:
-    """Split `key=value` tokens into sweep options and config overrides fixed for every trial."""
-    hints = typing.get_type_hints(SweepOptions)
-    chosen = {k: _parse(k, v, hints[k]) for k, v in tokens.items() if k in OPTION_NAMES}
-    options = SweepOptions(**chosen)
-    if options.n_trials < 1:
-        raise ConfigError(f"parameter 'n_trials' must be at least 1, got {options.n_trials}")
-    if options.pruner not in ("median", "none"):
-        raise ConfigError(f"parameter 'pruner' must be one of median, none; got {options.pruner!r}")
-    if min(options.heartbeat_interval, options.grace_period) < 1 or options.grace_period <= options.heartbeat_interval:
-        raise ConfigError("parameters 'heartbeat_interval' and 'grace_period' must be positive seconds "
-                          f"with grace_period > heartbeat_interval; got {options.heartbeat_interval}, "
-                          f"{options.grace_period}")
-    return options, {k: v for k, v in tokens.items() if k not in OPTION_NAMES}
-
-
-def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_space: dict | None = None) -> dict:
-    """Run this worker's share of the study, then log the study's summary on the parent run."""
-    import experiments
-    import mlflow
-
-    from gz_experiments import sweep_report, tracking
-    from gz_experiments.search import validate_space, without_fixed
-    from gz_experiments.sweep_worker import ClaimLock, make_objective, work
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # a bar per model copy
-    module = experiments.load(options.approach)
-    try:
-        config = override(module.CONFIG, fixed or {})
-    except ConfigError as error:   # a mistyped sweep option lands here: list those too
-        hint = f"; sweep options: {', '.join(sorted(OPTION_NAMES))}" if "unknown parameter" in str(error) else ""
-        raise ConfigError(f"{error}{hint}") from None
-    space = without_fixed(module.SEARCH_SPACE if search_space is None else search_space, set(fixed or {}))
-    validate_space(space, config)
-    study = open_study(options, config, fixed or {})
-    with tracking.run(run_name=f"sweep-{options.name}", tags={"approach": f"sweep:{options.approach}"}):
-        # mlflow issue 15713: `mlflow run` hands the parent over in MLFLOW_RUN_ID; once it is
-        # active, drop it so that no nested start_run (or child process) resumes the parent.
-        os.environ.pop("MLFLOW_RUN_ID", None)
-        mlflow.set_tags({"study_name": options.name, "worker": WORKER})
-        sweep_report.log_setup(options, config, space, describe(options))
-        started = time.perf_counter()
-        failure = work(study, make_objective(config, space, options.name), options)
-        mlflow.log_metric("sweep_seconds", time.perf_counter() - started)
-        summary = sweep_report.summarize(study, config, claim=lambda: ClaimLock(options.storage, options.name))
-        if failure is not None:
-            raise failure
-        return summary
+from gz_experiments.config import ConfigError, flat_params, override
+from gz_experiments.sweep.claim import ClaimLock
+from gz_experiments.sweep.options import SweepOptions
 
 
 def open_study(options: SweepOptions, config, fixed: dict[str, str]):
     import optuna
-
-    from gz_experiments.sweep_worker import ClaimLock
     with storage_errors(options.storage), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)   # heartbeats, since 2.9
         # Workers starting together on a fresh database would race on CREATE TABLE/TYPE.
@@ -181,7 +91,6 @@ def describe(options: SweepOptions) -> dict[str, str]:
 def check_same_setup(study, options: SweepOptions, config, fixed: dict[str, str]) -> None:
     """A resumed study must sweep the same approach with the same fixed settings, or its trials
     are not comparable: refuse clearly rather than mix them."""
-    from gz_experiments.config import flat_params
     flat = flat_params(override(config, fixed))   # idempotent when config already has them
     setup = {"approach": options.approach, **{k.split("[")[0]: str(flat.get(k.split("[")[0])) for k in fixed}}
     recorded = study.user_attrs.get("setup")
@@ -193,24 +102,3 @@ def check_same_setup(study, options: SweepOptions, config, fixed: dict[str, str]
                           f"{ {k: recorded.get(k) for k in changed} }, this command has "
                           f"{ {k: setup.get(k) for k in changed} }: use the same settings to resume, "
                           f"or a new study_name")
-
-
-def cmd_sweep(args, rest) -> None:
-    from gz_experiments.cli import parse_overrides
-    options, fixed = parse_options(parse_overrides(rest))
-    try:
-        summary = sweep(options, fixed)
-    except SweepError as error:
-        raise SystemExit(f"error: {error}") from None
-    for key in sorted(summary):
-        value = summary[key]
-        print(f"{key:>24} {value:.4f}" if isinstance(value, float) else f"{key:>24} {value}")
-    print(f"study {options.name!r} in {safe_url(options.storage)}; watch it with: "
-          f"optuna-dashboard {safe_url(options.storage)}   and: mlflow ui")
-
-
-def add_command(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "sweep", help="Optuna sweep: sweep approach=cnn_cropped n_trials=30 [study_name=… storage=…] "
-                      "[key=value fixed for every trial]")
-    parser.set_defaults(run=cmd_sweep)

@@ -1,78 +1,30 @@
-"""One sweep worker: claim a slot of the study's shared budget, run the trial in a nested MLflow
-run, repeat until the study holds `n_trials` complete + pruned trials.
+"""One sweep worker: claim a slot of the study's shared budget, run the trial, repeat until the
+study holds `n_trials` complete + pruned trials.
 
 Optuna's own `MaxTrialsCallback` checks the total only after a trial ends, so k workers overshoot
-by up to k - 1 trials. Here a lock shared by all workers (a PostgreSQL advisory lock, or a file
-lock beside a SQLite study) covers "count finished + running trials, then create one", and the
-objective releases it as soon as its trial exists in storage: the total is exact.
+by up to k - 1 trials. Here the `ClaimLock` covers "count finished + running trials, then create
+one", and the trial releases it as soon as it exists in storage: the total is exact. Before
+counting, trials of dead workers are failed (and retried): by Optuna once their heartbeat is
+`grace_period` old, and at once when their worker was on this machine and its process is gone.
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import re
-import tempfile
+import copy
+import os
+import socket
 import time
 import warnings
-from pathlib import Path
 
-from gz_experiments.config import override
-from gz_experiments.sweep import WORKER, SweepError, SweepOptions
-
-
-class ClaimLock:
-    """Mutual exclusion between every worker of one study, wherever they run. A dead worker's lock
-    goes with it: PostgreSQL ends its session, the kernel closes its file."""
-
-    def __init__(self, storage_url: str, study_name: str):
-        import sqlalchemy
-        self.url, self.study_name = storage_url, study_name
-        self.backend = sqlalchemy.engine.make_url(storage_url).get_backend_name()
-        self._release = None
-
-    def acquire(self) -> ClaimLock:
-        if self.backend == "postgresql":
-            self._release = self._advisory_lock()
-        else:   # SQLite (one machine by nature); other databases get a local lock only
-            handle = open(self._lock_path(), "a+")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            self._release = handle.close
-        return self
-
-    def release(self) -> None:
-        release, self._release = self._release, None
-        if release is not None:
-            release()
-
-    __enter__ = acquire
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-    def _key(self) -> int:
-        return int.from_bytes(hashlib.blake2b(f"gz-sweep:{self.study_name}".encode(), digest_size=8).digest(),
-                              "big", signed=True)
-
-    def _advisory_lock(self):
-        import sqlalchemy
-        engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
-        connection = engine.connect()
-        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self._key()})
-        connection.commit()
-        return lambda: (connection.close(), engine.dispose())   # session ends: lock released
-
-    def _lock_path(self) -> Path:
-        import sqlalchemy
-        database = sqlalchemy.engine.make_url(self.url).database or ""
-        where = str(Path(database).resolve()) if database and database != ":memory:" else self.url
-        digest = hashlib.blake2b(f"{where}:{self.study_name}".encode(), digest_size=8).hexdigest()
-        return Path(tempfile.gettempdir()) / f"gz-sweep-{digest}.lock"
+from gz_experiments.sweep.claim import ClaimLock
+from gz_experiments.sweep.options import SweepError, SweepOptions
+from gz_experiments.sweep.study import engine_options
+from gz_experiments.sweep.trial import WORKER
 
 
 def work(study, objective, options: SweepOptions) -> SweepError | None:
     """Run trials until the study's budget is met; a SweepError (returned, so the summary is still
     logged) when this worker's trials keep failing."""
-    failures_in_row, waiting_said = [], False
+    failures_in_row, waited_for = [], set()
     while True:
         with ClaimLock(options.storage, options.name) as lock:
             fail_stale_trials(study)
@@ -81,9 +33,7 @@ def work(study, objective, options: SweepOptions) -> SweepError | None:
                 return None
             number = run_one(study, objective, lock) if done + running < options.n_trials else None
         if number is None:   # the rest of the budget is running elsewhere: wait in case a worker dies
-            if not waiting_said:
-                print(f"sweep: {done}/{options.n_trials} trials done, the rest running on other workers; waiting")
-                waiting_said = True
+            say_waiting(study, done, options, waited_for)
             time.sleep(min(5, options.heartbeat_interval))
             continue
         trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
@@ -115,68 +65,83 @@ def count(study) -> tuple[int, int]:
     return len(trials) - running, running
 
 
+def running_trials(study) -> list:
+    from optuna.trial import TrialState
+    return study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+
 def fail_stale_trials(study) -> None:
+    """Fail (and so retry) the trials whose worker is dead: Optuna's rule, silent for grace_period,
+    and ours, a worker on this machine whose process is gone."""
     import optuna
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    for trial in running_trials(study):
+        if worker_is_gone(trial.user_attrs.get("worker")):
+            fail_and_retry(study, trial)
 
 
-class PruningHook:
-    """train's epoch hook: report val_rmse to the trial (step = epoch), stop when Optuna prunes."""
-
-    def __init__(self, trial):
-        self.trial, self.pruned_at, self.val_rmse = trial, None, None
-
-    def __call__(self, epoch: int, val_rmse: float) -> bool:
-        self.trial.report(val_rmse, epoch)
-        if self.trial.should_prune():
-            self.pruned_at, self.val_rmse = epoch, val_rmse
-            return True
+def worker_is_gone(worker: str | None) -> bool:
+    """True only when certain: the worker ran on this host and no process has its pid (or the pid
+    is ours, and this process runs no trial while it checks). Another host can't be checked."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
         return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:   # alive, another user's
+        return False
+    return False
 
 
-def mlflow_key(name: str) -> str:
-    """`filters[1]` → `filters_1`: MLflow keys allow no brackets."""
-    return re.sub(r"\[(\d+)\]", r"_\1", name)
+def fail_and_retry(study, trial) -> None:
+    """What Optuna does to a trial whose heartbeat went stale, now: FAIL, then the retry callback."""
+    import optuna
+    from optuna.trial import TrialState
+    storage, gone = study._storage, f"worker {trial.user_attrs['worker']} is no longer running"
+    try:
+        storage.set_trial_user_attr(trial._trial_id, "error", f"{gone} (its process on this machine is gone)")
+        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            return
+    except optuna.exceptions.UpdateFinishedTrialError:   # it ended meanwhile
+        return
+    print(f"sweep: trial {trial.number}'s {gone}; trial {trial.number} is failed and its parameters retried")
+    retry = storage.get_heartbeat_stale_trial_callback()
+    if retry is not None:
+        retry(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
 
 
-def make_objective(config, space: dict, study_name: str):
-    def objective(trial) -> float:
-        import mlflow
-        import optuna
-
-        from gz_experiments import tracking
-        from gz_experiments.train import train
-        parent = mlflow.active_run().info.run_id
-        with mlflow.start_run(nested=True, run_name=f"trial-{trial.number}") as run:
-            hook = PruningHook(trial)
-            try:
-                tag_trial(trial, run.info.run_id, parent, study_name)
-                params = {key: distribution.suggest(trial, key) for key, distribution in space.items()}
-                mlflow.log_params({f"trial_{mlflow_key(k)}": v for k, v in params.items()})
-                metrics = train(override(config, params), epoch_hook=hook, evaluate_test=False, progress=False)
-            except BaseException as error:
-                tracking.record_failure(error)
-                mlflow.set_tag("trial_state", "failed")
-                trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
-                raise
-            mlflow.set_tag("trial_state", "pruned" if hook.pruned_at else "finished")
-        if hook.pruned_at:
-            raise optuna.TrialPruned(f"val_rmse {hook.val_rmse:.4f} at epoch {hook.pruned_at} is worse than "
-                                     f"the median of earlier trials")
-        return metrics["best_val_rmse"]
-
-    return objective
+def say_waiting(study, done: int, options: SweepOptions, waited_for: set[int]) -> None:
+    """Say once per trial what this worker waits for, and when it stops waiting if that worker died."""
+    for trial in running_trials(study):
+        if trial.number in waited_for:
+            continue
+        waited_for.add(trial.number)
+        age = heartbeat_age(options.storage, trial._trial_id)
+        beat = "no heartbeat yet" if age is None else f"last heartbeat {age:.0f} s ago"
+        print(f"sweep: {done}/{options.n_trials} trials done; waiting for trial {trial.number} on worker "
+              f"{trial.user_attrs.get('worker', '(not yet tagged)')}, {beat}; if that worker has died, the "
+              f"trial is failed and retried once its heartbeat is grace_period={options.grace_period} s old")
 
 
-def tag_trial(trial, run_id: str, parent_run_id: str, study_name: str) -> None:
-    """Link the Optuna trial and its MLflow run both ways (a retry also names the dead trial)."""
-    import mlflow
-    trial.set_user_attr("mlflow_run_id", run_id)
-    trial.set_user_attr("mlflow_parent_run_id", parent_run_id)
-    trial.set_user_attr("worker", WORKER)
-    frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
-    retry_of = frozen.system_attrs.get("failed_trial")
-    mlflow.set_tags({"trial_number": trial.number, "study_name": study_name, "trial_state": "running",
-                     "worker": WORKER, **({"retry_of_trial": retry_of} if retry_of is not None else {})})
+def heartbeat_age(storage_url: str, trial_id: int) -> float | None:
+    """Seconds since the trial's last heartbeat, by the database's clock (as Optuna measures it)."""
+    import sqlalchemy
+    beats = sqlalchemy.table("trial_heartbeats", sqlalchemy.column("trial_id"),
+                             sqlalchemy.column("heartbeat", sqlalchemy.DateTime))
+    query = sqlalchemy.select(beats.c.heartbeat, sqlalchemy.func.now()).where(beats.c.trial_id == trial_id)
+    engine = sqlalchemy.create_engine(storage_url, poolclass=sqlalchemy.pool.NullPool, **engine_options(storage_url))
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(query).first()
+    finally:
+        engine.dispose()
+    if row is None:
+        return None
+    beat, now = (value.replace(tzinfo=None) for value in row)
+    return (now - beat).total_seconds()

@@ -1,0 +1,16 @@
+"""Optuna sweeps over an approach's `SEARCH_SPACE`, tracked in MLflow: one parent run per invocation,
+one nested run per trial, pruned on per-epoch `val_rmse`.
+
+The study lives in an RDB storage (a local SQLite file by default), so an invocation with the same
+`study_name` resumes it, and the same command run on several machines against one PostgreSQL URL
+makes them parallel workers. `n_trials` is the study's total of complete + pruned trials, shared
+by all workers; a worker that dies stops its heartbeat, its trial turns FAIL and is retried.
+
+Modules, each importing only those before it: options → claim → study → trial → worker, report → run.
+"""
+from gz_experiments.sweep.options import SweepError, SweepOptions, parse_options
+from gz_experiments.sweep.report import format_summary
+from gz_experiments.sweep.run import sweep
+from gz_experiments.sweep.study import open_study, safe_url
+
+__all__ = ["SweepError", "SweepOptions", "format_summary", "open_study", "parse_options", "safe_url", "sweep"]

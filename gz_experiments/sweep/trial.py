@@ -1,0 +1,90 @@
+"""One trial: its parameters drawn from the search space, trained in a nested MLflow run linked to
+the Optuna trial both ways, pruned on per-epoch `val_rmse`, and failed — never scored — when
+training diverges."""
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+
+from gz_experiments.config import override
+from gz_experiments.sweep.options import SweepError
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"   # recorded on each trial: who runs it
+
+
+class PruningHook:
+    """train's epoch hook: report val_rmse to the trial (step = epoch), stop when Optuna prunes,
+    or at once when val_rmse is NaN or infinite (the loss diverged: no later epoch can recover)."""
+
+    def __init__(self, trial):
+        self.trial, self.pruned_at, self.diverged_at, self.val_rmse = trial, None, None, None
+
+    def __call__(self, epoch: int, val_rmse: float) -> bool:
+        if not math.isfinite(val_rmse):
+            self.diverged_at, self.val_rmse = epoch, val_rmse
+            return True
+        self.trial.report(val_rmse, epoch)
+        if self.trial.should_prune():
+            self.pruned_at, self.val_rmse = epoch, val_rmse
+            return True
+        return False
+
+
+def mlflow_key(name: str) -> str:
+    """`filters[1]` → `filters_1`: MLflow keys allow no brackets."""
+    return re.sub(r"\[(\d+)\]", r"_\1", name)
+
+
+def make_objective(config, space: dict, study_name: str):
+    def objective(trial) -> float:
+        import mlflow
+        import optuna
+
+        from gz_experiments import tracking
+        from gz_experiments.train import train
+        parent = mlflow.active_run().info.run_id
+        with mlflow.start_run(nested=True, run_name=f"trial-{trial.number}") as run:
+            hook = PruningHook(trial)
+            try:
+                tag_trial(trial, run.info.run_id, parent, study_name)
+                params = {key: distribution.suggest(trial, key) for key, distribution in space.items()}
+                mlflow.log_params({f"trial_{mlflow_key(k)}": v for k, v in params.items()})
+                metrics = train(override(config, params), epoch_hook=hook, evaluate_test=False, progress=False)
+                check_converged(hook, metrics["best_val_rmse"])
+            except BaseException as error:
+                tracking.record_failure(error)
+                mlflow.set_tag("trial_state", "failed")
+                trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
+                raise
+            mlflow.set_tag("trial_state", "pruned" if hook.pruned_at else "finished")
+        if hook.pruned_at:
+            raise optuna.TrialPruned(f"val_rmse {hook.val_rmse:.4f} at epoch {hook.pruned_at} is worse than "
+                                     f"the median of earlier trials")
+        return metrics["best_val_rmse"]
+
+    return objective
+
+
+def check_converged(hook: PruningHook, best_val_rmse: float) -> None:
+    """A diverged trial fails (Optuna FAIL): an infinite value would otherwise count as complete,
+    and could even be the study's best when nothing else completed."""
+    if hook.diverged_at is None and math.isfinite(best_val_rmse):
+        return
+    where = f"val_rmse {hook.val_rmse} at epoch {hook.diverged_at}" if hook.diverged_at else \
+        f"best_val_rmse {best_val_rmse}"
+    raise SweepError(f"training diverged ({where}: the loss became NaN or infinite); lower the "
+                     f"learning_rate range or its fixed value")
+
+
+def tag_trial(trial, run_id: str, parent_run_id: str, study_name: str) -> None:
+    """Link the Optuna trial and its MLflow run both ways (a retry also names the dead trial)."""
+    import mlflow
+    trial.set_user_attr("mlflow_run_id", run_id)
+    trial.set_user_attr("mlflow_parent_run_id", parent_run_id)
+    trial.set_user_attr("worker", WORKER)
+    frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+    retry_of = frozen.system_attrs.get("failed_trial")
+    mlflow.set_tags({"trial_number": trial.number, "study_name": study_name, "trial_state": "running",
+                     "worker": WORKER, **({"retry_of_trial": retry_of} if retry_of is not None else {})})
