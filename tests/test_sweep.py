@@ -24,7 +24,7 @@ from conftest import PROJECT_ROOT, free_port, tiny_overrides, wait_for
 from gz_experiments.config import ConfigError
 from gz_experiments.search import Categorical, Float, Int, SearchSpaceError, validate_space
 from gz_experiments.sweep import SweepError, SweepOptions, open_study, parse_options, sweep
-from gz_experiments.sweep.trial import PruningHook, check_converged
+from gz_experiments.sweep.trial import PID_SPACE, PruningHook, check_converged
 from gz_experiments.sweep.worker import work
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -259,13 +259,15 @@ def test_bad_search_spaces_and_options_get_clear_errors(tmp_path, capsys):
 
 
 def claimed_elsewhere(storage: str, worker: str, **more):
-    """A study with one RUNNING trial, heartbeat just recorded, that `worker` claimed."""
+    """A study with one RUNNING trial, heartbeat just recorded, that `worker` (on this machine if
+    its host is ours) claimed."""
     import experiments
     options = SweepOptions(study_name="elsewhere", storage=storage, n_trials=1, heartbeat_interval=1, **more)
     study = open_study(options, experiments.load("cnn_cropped").CONFIG, {})
     with pytest.warns(UserWarning, match="Heartbeat"):   # Optuna expects optimize(); the test claims by hand
         trial = study.ask()
     trial.set_user_attr("worker", worker)
+    trial.set_user_attr("worker_pid_space", PID_SPACE if worker.startswith(f"{socket.gethostname()}:") else "?")
     study._storage.record_heartbeat(trial._trial_id)
     return options, study
 

@@ -7,11 +7,25 @@ import math
 import os
 import re
 import socket
+from pathlib import Path
 
 from gz_experiments.config import override
 from gz_experiments.sweep.options import SweepError
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"   # recorded on each trial: who runs it
+
+
+def _pid_space() -> str:
+    """Where a pid names one process: this boot of this machine and this pid namespace (two
+    containers can share a host name, never both). Off Linux, the host name is all there is."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()
+
+
+PID_SPACE = _pid_space()   # recorded beside WORKER, so a worker's pid is only checked where it means it
 
 
 class PruningHook:
@@ -84,6 +98,7 @@ def tag_trial(trial, run_id: str, parent_run_id: str, study_name: str) -> None:
     trial.set_user_attr("mlflow_run_id", run_id)
     trial.set_user_attr("mlflow_parent_run_id", parent_run_id)
     trial.set_user_attr("worker", WORKER)
+    trial.set_user_attr("worker_pid_space", PID_SPACE)
     frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
     retry_of = frozen.system_attrs.get("failed_trial")
     mlflow.set_tags({"trial_number": trial.number, "study_name": study_name, "trial_state": "running",

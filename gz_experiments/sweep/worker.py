@@ -18,7 +18,7 @@ import warnings
 from gz_experiments.sweep.claim import ClaimLock
 from gz_experiments.sweep.options import SweepError, SweepOptions
 from gz_experiments.sweep.study import engine_options
-from gz_experiments.sweep.trial import WORKER
+from gz_experiments.sweep.trial import PID_SPACE
 
 
 def work(study, objective, options: SweepOptions) -> SweepError | None:
@@ -78,24 +78,25 @@ def fail_stale_trials(study) -> None:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     for trial in running_trials(study):
-        if worker_is_gone(trial.user_attrs.get("worker")):
+        if worker_is_gone(trial.user_attrs):
             fail_and_retry(study, trial)
 
 
-def worker_is_gone(worker: str | None) -> bool:
-    """True only when certain: the worker ran on this host and no process has its pid (or the pid
-    is ours, and this process runs no trial while it checks). Another host can't be checked."""
-    host, _, pid = (worker or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+def worker_is_gone(attrs: dict) -> bool:
+    """True only when certain: the trial's worker ran where our pids mean the same processes (this
+    machine, this container) and no process has its pid (or the pid is ours, and this process runs
+    no trial while it checks). Another machine's processes can't be checked."""
+    host, _, pid = attrs.get("worker", "").rpartition(":")
+    if (host, attrs.get("worker_pid_space")) != (socket.gethostname(), PID_SPACE) or not pid.isdigit():
         return False
     if int(pid) == os.getpid():
         return True
     try:
-        os.kill(int(pid), 0)
+        os.kill(int(pid), 0)   # signal 0 sends nothing: it only asks whether the pid exists
     except ProcessLookupError:
         return True
-    except PermissionError:   # alive, another user's
-        return False
+    except PermissionError:   # it exists, another user's
+        pass
     return False
 
 
