@@ -114,8 +114,9 @@ def test_trial_states_are_tagged_and_counted(synthetic_dir, tmp_path):
 
 
 def start_worker(args: list[str], log: Path) -> subprocess.Popen:
+    # The test runs in tmp_path: PYTHONPATH makes the worker run this checkout's code, not an installed copy.
     return subprocess.Popen([sys.executable, "-m", "gz_experiments", "sweep", *args], stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"   # recorded on each trial: who
 
 def _pid_space() -> str:
     """Where a pid names one process: this boot of this machine and this pid namespace (two
-    containers can share a host name, never both). Off Linux, the host name is all there is."""
+    containers may share a host name, never both of these). Off Linux, the host name is all there is."""
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
         return f"{boot}:{os.stat('/proc/self/ns/pid').st_ino}"
