@@ -17,12 +17,13 @@ import typing
 import warnings
 from dataclasses import dataclass
 
-from gz_experiments.config import ConfigError, _parse, override
+from gz_experiments.config import ConfigError, override, parse_value
+from gz_experiments.errors import GzError
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-class SweepError(RuntimeError):
+class SweepError(GzError, RuntimeError):
     """The sweep can't go on (e.g. every trial fails); the message says why and what to do."""
 
 
@@ -52,7 +53,7 @@ OPTION_NAMES = {f.name for f in dataclasses.fields(SweepOptions)}
 def parse_options(tokens: dict[str, str]) -> tuple[SweepOptions, dict[str, str]]:
     """Split `key=value` tokens into sweep options and config overrides fixed for every trial."""
     hints = typing.get_type_hints(SweepOptions)
-    chosen = {k: _parse(k, v, hints[k]) for k, v in tokens.items() if k in OPTION_NAMES}
+    chosen = {k: parse_value(k, v, hints[k]) for k, v in tokens.items() if k in OPTION_NAMES}
     options = SweepOptions(**chosen)
     if options.n_trials < 1:
         raise ConfigError(f"parameter 'n_trials' must be at least 1, got {options.n_trials}")
