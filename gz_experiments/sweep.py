@@ -194,24 +194,3 @@ def check_same_setup(study, options: SweepOptions, config, fixed: dict[str, str]
                           f"{ {k: recorded.get(k) for k in changed} }, this command has "
                           f"{ {k: setup.get(k) for k in changed} }: use the same settings to resume, "
                           f"or a new study_name")
-
-
-def cmd_sweep(args, rest) -> None:
-    from gz_experiments.cli import parse_overrides
-    options, fixed = parse_options(parse_overrides(rest))
-    try:
-        summary = sweep(options, fixed)
-    except SweepError as error:
-        raise SystemExit(f"error: {error}") from None
-    for key in sorted(summary):
-        value = summary[key]
-        print(f"{key:>24} {value:.4f}" if isinstance(value, float) else f"{key:>24} {value}")
-    print(f"study {options.name!r} in {safe_url(options.storage)}; watch it with: "
-          f"optuna-dashboard {safe_url(options.storage)}   and: mlflow ui")
-
-
-def add_command(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "sweep", help="Optuna sweep: sweep approach=cnn_cropped n_trials=30 [study_name=… storage=…] "
-                      "[key=value fixed for every trial]")
-    parser.set_defaults(run=cmd_sweep)
