@@ -17,7 +17,7 @@ def baseline(config: TrainConfig) -> dict[str, float]:
     """Same split as `train` for the same data_dir, n_* and seed; decodes no image."""
     with tracking.run(run_name="baseline", tags={"approach": "baseline"}):
         data = config.data
-        tracking.log_params({"approach": "baseline", "data_dir": data.data_dir, "n_train": data.n_train,
+        tracking.log_params({"approach": "baseline", "data_dir": data.data_dir, "n_train": data.n_train or "all",
                              "n_val": data.n_val, "n_test": data.n_test, "seed": config.seed})
         source = open_source(resolve_data_dir(data))   # the data set `train` uses (see prepare)
         ids = split_ids(source.labels.index, data.n_train, data.n_val, data.n_test, config.seed, str(source.root))

@@ -1,78 +1,172 @@
 """`gz-experiments` — thin commands over the library; MLproject's entry points call these.
 
-Parameters are `key=value` or `--key value` (what `mlflow run -P` appends for undeclared ones),
-parsed and validated by `gz_experiments.config.override`.
+Every command takes its parameters as `key=value` or `--key value` (what `mlflow run -P` appends
+for parameters an entry point does not declare), read by one parser. A user error (`GzError`) is
+one line `error: …` and exit status 2, also recorded on the run `mlflow run` made; any other
+exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-EXPECTED_ERRORS = ("ConfigError", "DataError", "WeightsError", "ImageError", "SearchSpaceError")
+from gz_experiments.errors import ConfigError, GzError
+
+REQUIRED = object()
+# Options of the commands that take no training config: name -> (type, default).
+EVALUATE = {"model_uri": (str, REQUIRED), "data_dir": (str, REQUIRED), "tta": (bool, "true"),
+            "skip_bad_images": (bool, "false")}
+PREDICT = {"model_uri": (str, REQUIRED), "images": (str, REQUIRED), "out": (str, "submission.csv"),
+           "tta": (bool, "false"), "batch_size": (int, "500"), "skip_bad_images": (bool, "false")}
+SYNTHETIC = {"out": (str, "data/synthetic"), "n": (int, "2000"), "n_test": (int, "0"), "seed": (int, "0")}
+# A sweep trains many models: shorter than an approach's own run unless epochs=… is given.
+SWEEP_EPOCHS = "6"
 
 
 def parse_overrides(tokens: list[str]) -> dict[str, str]:
-    overrides, i = {}, 0
+    """`key=value`, `--key value` and `--key=value` tokens -> {key: value}; `-` in keys reads as `_`."""
+    return {key.replace("-", "_"): value for key, value in _pairs(tokens)}
+
+
+def _pairs(tokens: list[str]):
+    i = 0
     while i < len(tokens):
         token = tokens[i]
         if token.startswith("--"):
-            key, _, value = token[2:].partition("=")
-            if not _:
+            key, has_value, value = token[2:].partition("=")
+            if not has_value:
                 if i + 1 >= len(tokens):
-                    raise SystemExit(f"error: parameter --{key} needs a value")
+                    raise ConfigError(f"parameter --{key} needs a value")
                 value, i = tokens[i + 1], i + 1
         elif "=" in token:
             key, _, value = token.partition("=")
         else:
-            raise SystemExit(f"error: expected key=value or --key value, got {token!r}")
-        overrides[key.replace("-", "_")] = value
+            raise ConfigError(f"expected key=value or --key value, got {token!r}")
+        yield key, value
         i += 1
-    return overrides
 
 
-def cmd_train(args, rest) -> None:
+def _options(command: str, given: dict[str, str], spec: dict) -> dict:
+    """Parsed values of `spec`'s options, or one error naming the unknown and missing ones."""
+    from gz_experiments.config import parse_value
+    unknown = sorted(set(given) - set(spec))
+    missing = [k for k, (_, default) in spec.items() if default is REQUIRED and k not in given]
+    if unknown or missing:
+        usage = " ".join(f"{k}=…" if d is REQUIRED else f"[{k}={d}]" for k, (_, d) in spec.items())
+        raise ConfigError(f"{command} takes {usage}; unknown {unknown or 'none'}, missing {missing or 'none'}")
+    return {k: parse_value(k, given.get(k, default), hint) for k, (hint, default) in spec.items()}
+
+
+# ---- the commands --------------------------------------------------------------------------------
+
+def cmd_train(tokens: list[str]) -> None:
+    """train APPROACH [key=value …] [--help-params]: one approach, logged to MLflow."""
     import experiments
     from gz_experiments.config import override
-    if "--help-params" in rest:
-        _print_params(experiments.load(args.approach).CONFIG)
+    if not tokens or "=" in tokens[0] or tokens[0].startswith("-"):
+        raise ConfigError(f"train needs an approach first: train APPROACH [key=value …]; "
+                          f"approaches: {', '.join(experiments.APPROACHES)}")
+    approach, tokens = tokens[0], tokens[1:]
+    if "--help-params" in tokens:
+        _print_params(experiments.load(approach).CONFIG)
         return
-    config = override(experiments.load(args.approach).CONFIG, parse_overrides(rest))
+    config = with_data_folder(_ready(override(experiments.load(approach).CONFIG, _given(tokens))))
     from gz_experiments.train import train   # after validation: a bad parameter fails before TensorFlow loads
     _print_metrics(train(config))
 
 
-def _print_params(config) -> None:
-    from gz_experiments.config import flat_params
-    print(f"parameters of {config.approach} (set with key=value, or -P key=value under mlflow run):")
-    for key, value in flat_params(config).items():
-        print(f"  {key} = {'none' if value is None else value}")
-
-
-def cmd_baseline(args, rest) -> None:
+def cmd_baseline(tokens: list[str]) -> None:
+    """baseline [key=value …]: the mean-prediction floor on the split training uses."""
     import experiments
     from gz_experiments.baseline import baseline
     from gz_experiments.config import override
-    _print_metrics(baseline(override(experiments.load("cnn_cropped").CONFIG, parse_overrides(rest))))
+    config = override(experiments.load("cnn_cropped").CONFIG, _given(tokens))
+    _print_metrics(baseline(with_data_folder(_ready(config))))
 
 
-def cmd_evaluate(args, rest) -> None:
-    from gz_experiments.config import parse_value
+def cmd_evaluate(tokens: list[str]) -> None:
+    """evaluate model_uri=… data_dir=… [tta=true] [skip_bad_images=false]: score a logged model."""
+    options = _ready(_options("evaluate", _given(tokens), EVALUATE))
     from gz_experiments.evaluate import evaluate
-    options = parse_overrides(rest)
-    unknown = set(options) - {"model_uri", "data_dir", "tta", "skip_bad_images"}
-    if unknown or not {"model_uri", "data_dir"} <= set(options):
-        raise SystemExit(f"error: evaluate takes model_uri=… data_dir=… [tta=true] [skip_bad_images=false]; "
-                         f"got {sorted(options)}")
-    _print_metrics(evaluate(options["model_uri"], options["data_dir"],
-                            tta=parse_value("tta", options.get("tta", "true"), bool),
-                            skip_bad_images=parse_value("skip_bad_images", options.get("skip_bad_images", "false"), bool)))
+    _print_metrics(evaluate(**options))
 
 
-def cmd_synthetic(args, rest) -> None:
+def cmd_predict(tokens: list[str]) -> None:
+    """predict model_uri=… images=… [out=submission.csv] [tta=false] [batch_size=500]: a submission CSV."""
+    options = _options("predict", _given(tokens), PREDICT)
+    if options["batch_size"] < 1:
+        raise ConfigError(f"parameter 'batch_size' must be at least 1, got {options['batch_size']}")
+    _ready(options)
+    from gz_experiments.predict import predict
+    predict(**options)
+
+
+def cmd_sweep(tokens: list[str]) -> None:
+    """sweep approach=… n_trials=… [study_name=… storage=… pruner=…] [key=value fixed for every trial]."""
+    from gz_experiments.sweep import parse_options, safe_url, sweep
+    options, fixed = _ready(parse_options(_given(tokens)))
+    summary = sweep(options, _sweep_fixed(options.approach, {"epochs": SWEEP_EPOCHS, **fixed}))
+    for key in sorted(summary):
+        value = summary[key]
+        print(f"{key:>24} {value:.4f}" if isinstance(value, float) else f"{key:>24} {value}")
+    print(f"study {options.name!r} in {safe_url(options.storage)}; watch it with: "
+          f"optuna-dashboard {safe_url(options.storage)}   and: mlflow ui")
+
+
+def cmd_synthetic(tokens: list[str]) -> None:
+    """synthetic [out=data/synthetic] [n=2000] [n_test=0] [seed=0]: a data set in the competition layout."""
+    options = _options("synthetic", parse_overrides(tokens), SYNTHETIC)
+    if min(options["n"], options["n_test"] + 1, options["seed"] + 1) < 1:
+        raise ConfigError(f"synthetic needs n ≥ 1, n_test ≥ 0 and seed ≥ 0; got {options}")
     from gz_experiments.synthetic import generate
-    path = generate(args.out, args.n, seed=args.seed, n_test=args.n_test)
-    print(f"wrote {args.n} synthetic galaxies to {path}")
+    path = generate(options["out"], options["n"], seed=options["seed"], n_test=options["n_test"])
+    print(f"wrote {options['n']} synthetic galaxies to {path}")
+
+
+COMMANDS = {"train": cmd_train, "baseline": cmd_baseline, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "sweep": cmd_sweep, "synthetic": cmd_synthetic}
+
+
+def _given(tokens: list[str]) -> dict[str, str]:
+    """The command line's parameters; under `mlflow run` these are the ones MLflow logged already."""
+    given = parse_overrides(tokens)
+    from gz_experiments import tracking
+    tracking.launcher_logged(os.environ.get("MLFLOW_RUN_ID"), {key for key, _ in _pairs(tokens)})
+    return given
+
+
+def _ready(validated):
+    """Once the parameters are valid and before any heavy work: can results be written?"""
+    from gz_experiments.preflight import check_writable_places
+    check_writable_places()
+    return validated
+
+
+def with_data_folder(config):
+    """`data_dir=synthetic` names the built-in data set: generate it (once, into the cache) here,
+    so the library is handed a folder like any other."""
+    from gz_experiments.config import override
+    from gz_experiments.data.dataset import SYNTHETIC, resolve_data_dir
+    if config.data.data_dir != SYNTHETIC:
+        return config
+    return override(config, data_dir=str(resolve_data_dir(config.data)))
+
+
+def _sweep_fixed(approach: str, fixed: dict[str, str]) -> dict[str, str]:
+    import experiments
+    from gz_experiments.config import override
+    try:
+        config = override(experiments.load(approach).CONFIG, fixed)
+    except ConfigError:   # sweep() reports it, listing the sweep options too
+        return fixed
+    resolved = with_data_folder(config).data.data_dir
+    return fixed if resolved == config.data.data_dir else {**fixed, "data_dir": resolved}
+
+
+def _print_params(config) -> None:
+    from gz_experiments.config import describe_params
+    print(f"parameters of {config.approach} (set with key=value, or -P key=value under mlflow run):")
+    print(describe_params(config))
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -85,44 +179,36 @@ def _print_metrics(metrics: dict) -> None:
         print(f"MLflow run {run.info.run_id} in {mlflow.get_tracking_uri()} — see it with: mlflow ui")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gz-experiments", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="train one approach: train APPROACH [key=value ...]")
-    train.add_argument("approach")
-    train.set_defaults(run=cmd_train)
-    commands.add_parser("baseline", help="log the mean-prediction floor on the same split").set_defaults(run=cmd_baseline)
-    commands.add_parser("evaluate", help="evaluate model_uri=… data_dir=…").set_defaults(run=cmd_evaluate)
-    synthetic = commands.add_parser("synthetic", help="write a synthetic data set in the competition layout")
-    synthetic.add_argument("--out", required=True)
-    synthetic.add_argument("--n", type=int, default=2000)
-    synthetic.add_argument("--n-test", type=int, default=0)
-    synthetic.add_argument("--seed", type=int, default=0)
-    synthetic.set_defaults(run=cmd_synthetic)
-    for extra in EXTRA_COMMANDS:
-        extra(commands)
-    return parser
+def usage() -> str:
+    lines = [__doc__.splitlines()[0], "", "usage: python -m gz_experiments COMMAND [key=value …]", ""]
+    lines += [f"  {name:<10} {command.__doc__.splitlines()[0]}" for name, command in COMMANDS.items()]
+    return "\n".join(lines)
 
 
-EXTRA_COMMANDS: list = []   # sweep and predict register here, keeping this module thin
-
+# ---- running one ---------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep TensorFlow's start-up chatter out
-    _register_extra_commands()
-    args, rest = build_parser().parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name, tokens = argv[0], argv[1:]
     try:
-        args.run(args, rest)
-    except Exception as error:
-        if type(error).__name__ not in EXPECTED_ERRORS:
-            raise
+        if name not in COMMANDS:
+            raise ConfigError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)}")
+        if {"-h", "--help"} & set(tokens):
+            print(COMMANDS[name].__doc__)
+            return 0
+        COMMANDS[name](tokens)
+    except GzError as error:
         print(f"error: {error}", file=sys.stderr)
         _record_in_project_run(error)
         return 2
     return 0
 
 
-def _record_in_project_run(error: Exception) -> None:
+def _record_in_project_run(error: GzError) -> None:
     """Under `mlflow run` the run exists before the command starts: an error raised before training
     took it over (a bad parameter) is logged there too, so the FAILED run says why."""
     run_id = os.environ.get("MLFLOW_RUN_ID")
@@ -137,16 +223,3 @@ def _record_in_project_run(error: Exception) -> None:
             client.log_text(run_id, message + "\n", "error.txt")
     except Exception:   # the store being unreachable must not hide the user's error
         pass
-
-
-def _register_extra_commands() -> None:
-    import importlib
-    for module in ("gz_experiments.sweep_command", "gz_experiments.predict"):
-        try:
-            command = importlib.import_module(module).add_command
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise
-            continue
-        if command not in EXTRA_COMMANDS:   # main() may run several times in one process (tests)
-            EXTRA_COMMANDS.append(command)

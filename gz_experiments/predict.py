@@ -18,13 +18,10 @@ import numpy as np
 import pandas as pd
 
 from gz_experiments import tracking, tree
-from gz_experiments.config import ConfigError, parse_value
 from gz_experiments.data.images import ImageError, preprocess
 from gz_experiments.data.source import _IMAGE_NAME, TEST_IMAGES, DataError, ImageStore, _examples
-
-OPTIONS = {"model_uri": None, "images": None, "out": "submission.csv", "tta": "false",
-           "batch_size": "500", "skip_bad_images": "false"}
-
+from gz_experiments.errors import ConfigError
+from gz_experiments.serving import load_predictor
 
 @dataclass
 class Predictions:
@@ -117,8 +114,8 @@ def predict_store(predictor, store: ImageStore, *, tta: bool = False, batch_size
 
 
 def _progress_bar(total: int):
-    from keras.utils import Progbar   # Keras' bar, as in training
-    return Progbar(total, unit_name="image")
+    from gz_experiments.console import progress_bar
+    return progress_bar(total)
 
 
 def write_submission(result: Predictions, store: ImageStore, out: Path, skip_bad_images: bool) -> Path | None:
@@ -143,6 +140,22 @@ def write_submission(result: Predictions, store: ImageStore, out: Path, skip_bad
     return errors_path
 
 
+def writable_output(out: str | Path) -> Path:
+    """The resolved `out`, once a file can be written there (tried, then removed)."""
+    path = Path(out).expanduser().resolve()
+    if path.is_dir():
+        raise ConfigError(f"parameter 'out': {path} is a folder; give a file name, e.g. {path / 'submission.csv'}")
+    probe = path.with_name(f".{path.name}.probe{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"parameter 'out': cannot write {path} ({error.strerror or error}); "
+                          f"give a path in a writable folder") from None
+    return path
+
+
 def predict(model_uri: str, images: str, out: str = "submission.csv", *, tta: bool = False,
             batch_size: int = 500, skip_bad_images: bool = False, progress: bool = True) -> pd.DataFrame:
     """Predict every image into a submission CSV, logged as an artifact of a `predict` MLflow run."""
@@ -150,14 +163,13 @@ def predict(model_uri: str, images: str, out: str = "submission.csv", *, tta: bo
     with tracking.run(run_name="predict", tags={"approach": "predict"}):
         tracking.log_params({"model_uri": model_uri, "images": str(images), "tta": tta,
                              "batch_size": batch_size, "skip_bad_images": skip_bad_images})
+        out_path = writable_output(out)   # before any image: a bad path must not cost a whole prediction
         store = open_images(images)   # before the model: a wrong path fails in a second
-        predictor = _load(model_uri)
+        predictor = load_predictor(model_uri)
         predictor.batch_size = batch_size
         result = predict_store(predictor, store, tta=tta, batch_size=batch_size,
                                skip_bad_images=skip_bad_images, progress=progress)
         mlflow.log_metrics({"n_images": len(store.ids), "n_predicted": len(result.ids), "n_bad_images": len(result.bad)})
-        out_path = Path(out).expanduser().resolve()
-        out_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             errors_path = write_submission(result, store, out_path, skip_bad_images)
         finally:
@@ -166,33 +178,3 @@ def predict(model_uri: str, images: str, out: str = "submission.csv", *, tta: bo
         mlflow.log_artifact(str(out_path))
         print(f"wrote {len(result.ids)} predictions to {out_path}" + (f"; unreadable: {errors_path}" if errors_path else ""))
         return result.frame()
-
-
-def _load(model_uri: str):
-    from mlflow.exceptions import MlflowException
-
-    from gz_experiments.serving import load_predictor
-    try:
-        return load_predictor(model_uri)
-    except (MlflowException, OSError) as error:   # unknown run, missing path, not our model
-        raise ConfigError(f"model_uri {model_uri!r} cannot be loaded ({error}); "
-                          f"give runs:/<run_id>/model of a training run") from None
-
-
-def cmd_predict(args, rest) -> None:
-    from gz_experiments.cli import parse_overrides
-    options = {**OPTIONS, **parse_overrides(rest)}
-    unknown, missing = set(options) - set(OPTIONS), [k for k, v in options.items() if v is None]
-    if unknown or missing:
-        raise ConfigError(f"predict takes model_uri=… images=… [out=submission.csv] [tta=false] [batch_size=500] "
-                          f"[skip_bad_images=false]; unknown {sorted(unknown) or 'none'}, missing {missing or 'none'}")
-    batch_size = parse_value("batch_size", options["batch_size"], int)
-    if batch_size < 1:
-        raise ConfigError(f"parameter 'batch_size' must be at least 1, got {batch_size}")
-    predict(options["model_uri"], options["images"], options["out"], tta=parse_value("tta", options["tta"], bool),
-            batch_size=batch_size, skip_bad_images=parse_value("skip_bad_images", options["skip_bad_images"], bool))
-
-
-def add_command(commands) -> None:
-    commands.add_parser("predict", help="images → submission CSV: predict model_uri=… images=… out=…"
-                        ).set_defaults(run=cmd_predict)

@@ -14,6 +14,7 @@ from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from gz_experiments import tree
+from gz_experiments.errors import ConfigError
 from gz_experiments.predictor import Predictor
 
 PREPROCESSING = "preprocessing.json"
@@ -80,9 +81,14 @@ def load_predictor(model_uri: str) -> Predictor:
     """The `Predictor` behind a logged model, for fast batch evaluation on cached arrays.
 
     Loaded through this module's own hook: pyfunc's wrapper has no `get_raw_model` for a
-    loader-module model, and would put the model's copy of the package on sys.path."""
-    local = Path(mlflow.artifacts.download_artifacts(model_uri))
-    conf = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
-    if conf.get("loader_module") != __name__:
-        raise MlflowException(f"{model_uri} was not logged by gz-experiments (no {__name__} loader)")
-    return _load_pyfunc(str(local / conf["data"]))
+    loader-module model, and would put the model's copy of the package on sys.path.
+    A URI that names no model of this project is a ConfigError (one line from the CLI)."""
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(model_uri))
+        conf = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
+        if conf.get("loader_module") != __name__:
+            raise MlflowException(f"{model_uri} was not logged by gz-experiments (no {__name__} loader)")
+        return _load_pyfunc(str(local / conf["data"]))
+    except (MlflowException, OSError) as error:   # unknown run, missing path, not our model
+        raise ConfigError(f"model_uri {model_uri!r} cannot be loaded ({error}); "
+                          f"give runs:/<run_id>/model of a training run") from None

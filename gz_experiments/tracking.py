@@ -43,12 +43,24 @@ def record_failure(error: BaseException) -> None:
         mlflow.log_text("".join(traceback.format_exception(error)), "error.txt")
 
 
+# `mlflow run` creates the run before our command starts and logs every -P value on it (declared
+# ones and those it passes through as `--key value`) in the user's spelling (`learning_rate=1e-3`);
+# MLflow refuses to change a param, so those keys are left to it. The CLI says which keys they were.
+_launcher_logged: tuple[str | None, frozenset[str]] = (None, frozenset())
+
+
+def launcher_logged(run_id: str | None, keys) -> None:
+    """Record that the launcher (`mlflow run`) logged `keys` on run `run_id` already."""
+    global _launcher_logged
+    _launcher_logged = (run_id, frozenset(keys))
+
+
 def log_params(params: dict) -> None:
-    """Log params, except those `mlflow run` already logged from -P in the user's own spelling
-    (`n_train=all`, `tta=true`, `learning_rate=1e-3`): MLflow refuses to change a param's value."""
+    """Log every resolved value on the active run, except those `mlflow run` logged there already."""
     active = mlflow.active_run()
-    logged = mlflow.get_run(active.info.run_id).data.params if active else {}
-    mlflow.log_params({k: "none" if v is None else v for k, v in params.items() if k not in logged})
+    run_id, keys = _launcher_logged
+    skip = keys if active is not None and active.info.run_id == run_id else frozenset()
+    mlflow.log_params({k: "none" if v is None else v for k, v in params.items() if k not in skip})
 
 
 def log_figure(figure, name: str) -> None:

@@ -11,7 +11,7 @@ import mlflow
 import numpy as np
 import tensorflow as tf
 
-from gz_experiments import figures, serving, tracking
+from gz_experiments import console, figures, serving, tracking
 from gz_experiments.config import TrainConfig, flat_params
 from gz_experiments.data.dataset import PreparedData, prepare
 from gz_experiments.data.images import preprocess
@@ -112,7 +112,7 @@ def fit(model, data: PreparedData, config: TrainConfig, callbacks, progress: boo
     val_ds = make_dataset(data.val.images, data.val.labels, config.batch_size, training=False)
     # shuffle=False: the dataset shuffles itself; Keras would only warn that it ignores the flag.
     history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False,
-                        verbose=1 if progress else 2)
+                        verbose=console.keras_verbose(progress))
     return history.history
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import keras
 
 from gz_experiments.config import ConfigError
+from gz_experiments.errors import GzError
 from gz_experiments.models import BACKBONE
 
 # Keras' own file for ResNet50 without top (keras/src/applications/resnet.py), so its cache is shared.
@@ -15,7 +16,7 @@ IMAGENET_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/re
 IMAGENET_HASH = "4d473c1dd8becc155b73f8504c6f6626"
 
 
-class WeightsError(RuntimeError):
+class WeightsError(GzError, RuntimeError):
     """Pretrained weights cannot be had; the message says how to get them or what to pass."""
 
 

@@ -21,14 +21,18 @@ BASE = TrainConfig()
     ({"subset": "all"}, ("data", "n_train"), None),           # issue 5's name for the whole set
     ({"crop": "none"}, ("data", "crop"), None),
     ({"crop": "250"}, ("data", "crop"), 250),
-    ({"fine_tune_blocks": "None"}, ("model", "fine_tune_blocks"), None),
+    ({"fine_tune_blocks": "all"}, ("model", "fine_tune_blocks"), None),     # every stage trains
+    ({"crop": "424"}, ("data", "crop"), 424),
+    ({"seed": "0"}, ("seed",), 0),
     ({"filters": "32,64,128"}, ("model", "filters"), (32, 64, 128)),
     ({"filters": "(16, 32)"}, ("model", "filters"), (16, 32)),
     ({"filters[1]": "96"}, ("model", "filters"), (32, 96, 128, 128)),
     ({"dense": "96,64"}, ("model", "dense"), (96, 64)),
     ({"dense[0]": "256"}, ("model", "dense"), (256,)),
     ({"output": "tree"}, ("model", "output"), "tree"),
-    ({"augment": "none"}, ("data", "augment"), None),
+    ({"augment": "false"}, ("data", "augment"), None),
+    ({"augment": "none"}, ("data", "augment"), None),           # the older spelling, still accepted
+    ({"augment": "true"}, ("data", "augment"), AugmentConfig()),
 ])
 def test_override_parses_mlflow_strings(params, attribute, expected):
     value = override(BASE, params)
@@ -77,11 +81,35 @@ def test_setting_an_augmentation_field_switches_augmentation_back_on():
     ({"learning_rate": "0"}, "'learning_rate'"),
     ({"skip_bad_images": "maybe"}, "'skip_bad_images'"),
     ({"subset": "8000"}, "'subset'"),
+    # Each optional field has the one word that reads right for it: crop=all would read "crop all".
+    ({"crop": "all"}, "'crop' must be a whole number or 'none'"),
+    ({"n_train": "none"}, "'n_train' must be a whole number or 'all'"),
+    ({"fine_tune_blocks": "none"}, "'fine_tune_blocks' must be a whole number or 'all'"),
+    ({"augment": "maybe"}, "'augment' must be true or false"),
+    # Checked here, before any image is decoded:
+    ({"crop": "500"}, "'crop' must be within the 424-pixel frame"),
+    ({"crop": "0"}, "'crop' must be at least 1"),
+    ({"seed": "-1"}, "'seed' must be 0 or more"),
 ])
 def test_override_rejects_bad_values_naming_the_parameter(params, named):
     with pytest.raises(ConfigError) as error:
         override(BASE, params)
     assert named in str(error.value)
+
+
+def test_help_params_names_every_parameter_and_the_special_words():
+    from gz_experiments.config import describe_params, known_parameters
+    text = describe_params(experiments.load("cnn_cropped").CONFIG)
+    assert all(f"  {name} = " in text for name in known_parameters())
+    assert "n_train = 8000    (all: every galaxy left" in text and "crop = 250    (1..424" in text
+    assert "augment = true    (true | false; false: no augmentation)" in text
+    assert "subset=all: the same as n_train=all" in text
+
+
+def test_parse_value_is_the_one_parser_for_strings():
+    from gz_experiments.config import parse_value
+    assert parse_value("tta", "on", bool) is True and parse_value("n_train", "ALL", int | None) is None
+    assert parse_value("study_name", "none", str | None) is None   # other optional fields: none
 
 
 def test_unknown_parameter_lists_the_known_ones():

@@ -56,9 +56,9 @@ def command_env(tracking_uri: str, cache_dir: Path) -> dict[str, str]:
     return env
 
 
-def mlflow_run(entry: str, params: dict, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+def mlflow_run(entry: str, params: dict, env: dict, cwd: Path, root: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
     mlflow_exe = shutil.which("mlflow", path=env["PATH"])
-    args = [mlflow_exe, "run", str(PROJECT_ROOT), "-e", entry, "--env-manager", "local"]
+    args = [mlflow_exe, "run", str(root), "-e", entry, "--env-manager", "local"]
     for key, value in params.items():
         args += ["-P", f"{key}={value}"]
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -206,6 +206,28 @@ def test_logged_model_predicts_jpegs_and_reproduces_test_rmse(trained, project, 
         for views in (predicted, predictor.predict_images(np.asarray(cached.images), tta=True)):
             assert tree.constraint_violation(views).max() < 1e-5
             np.testing.assert_allclose(views[:, 0:3].sum(axis=1), 1, atol=1e-5)
+
+
+# ---- one source of defaults ---------------------------------------------------------------------
+
+def test_experiment_modules_are_the_defaults_mlflow_run_trains(project, synthetic_dir, tmp_path):
+    """MLproject repeats no default: a changed experiment module changes what `mlflow run` trains,
+    and the run logs -P values in the user's spelling and every other field's resolved value."""
+    copy = tmp_path / "project"
+    shutil.copytree(PROJECT_ROOT, copy, ignore=lambda folder, names: [
+        n for n in names if n.startswith(".") or n in ("__pycache__", "mlruns", "mlflow.db", "tests", "benchmarks")])
+    with open(copy / "experiments" / "cnn_cropped.py", "a") as module:
+        module.write("\nCONFIG = override(CONFIG, dropout=0.123, batch_size=16)\n")
+    params = {**tiny_overrides(synthetic_dir), "learning_rate": "1e-3"}
+    del params["batch_size"]
+    done = mlflow_run("cnn_cropped", params, project.env, project.workdir, root=copy)
+    assert done.returncode == 0, done.stderr[-4000:]
+    run = project.client.get_run(run_id_of(done))
+    logged = run.data.params
+    assert logged["dropout"] == "0.123" and logged["batch_size"] == "16"   # the edited module's defaults
+    assert logged["learning_rate"] == "1e-3" and logged["epochs"] == "1"  # as given with -P
+    assert set(LOGGED_PARAMS) <= set(logged)
+    assert "\r" not in done.stdout   # not a terminal: one line per epoch, no redrawn progress bar
 
 
 # ---- baseline and evaluate ----------------------------------------------------------------------

@@ -15,7 +15,8 @@ from conftest import PROJECT_ROOT
 from gz_experiments import serving, tree
 from gz_experiments.config import ConfigError
 from gz_experiments.data.source import DataError
-from gz_experiments.predict import cmd_predict, predict
+from gz_experiments.cli import cmd_predict
+from gz_experiments.predict import predict
 
 TEST_FOLDER = "images_test_rev1"
 
@@ -128,11 +129,22 @@ def test_skip_bad_images_warns_lists_them_and_predicts_the_rest(model_dir, data_
     (["images=x"], "missing \\['model_uri'\\]"),
     (["model_uri=m", "images=x", "colour=red"], "unknown \\['colour'\\]"),
     (["model_uri=m", "images=x", "batch_size=0"], "'batch_size' must be at least 1"),
-    (["model_uri=m", "images=x", "tta=maybe"], "'tta' must be bool"),
+    (["model_uri=m", "images=x", "tta=maybe"], "'tta' must be true or false"),
 ])
 def test_bad_options_are_clear_errors(tokens, message):
     with pytest.raises(ConfigError, match=message):
-        cmd_predict(None, tokens)
+        cmd_predict(tokens)
+
+
+def test_an_unusable_out_fails_before_anything_is_predicted(model_dir, synthetic_dir, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for out, message in [(tmp_path, "is a folder; give a file name"),                 # an existing folder
+                         (blocker / "s.csv", "cannot write .* give a path in a writable folder")]:
+        with pytest.raises(ConfigError, match=f"parameter 'out': .*{message}"):
+            predict(str(model_dir), str(synthetic_dir), str(out), progress=False)
+    for run in mlflow.search_runs(search_all_experiments=True, output_format="list"):
+        assert run.info.status == "FAILED" and "n_images" not in run.data.metrics   # nothing was predicted
 
 
 def test_missing_images_and_bad_model_uri_are_clear_errors(model_dir, synthetic_dir, tmp_path):

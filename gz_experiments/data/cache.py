@@ -108,6 +108,6 @@ def _build(store, ids, image_size, crop, array_path: Path, meta_path: Path, prog
 
 
 def _progress_bar(total: int, title: str):
-    from keras.utils import Progbar   # Keras' bar, as in training, so logs look alike
+    from gz_experiments.console import progress_bar
     print(title, file=sys.stderr)
-    return Progbar(total, unit_name="image")
+    return progress_bar(total)

@@ -7,10 +7,12 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from gz_experiments.errors import GzError
+
 FRAME = 424   # the competition's images are 424×424 RGB
 
 
-class ImageError(ValueError):
+class ImageError(GzError, ValueError):
     """One image cannot be used; the message says why (the caller names the file)."""
 
 
@@ -23,8 +25,10 @@ def preprocess(jpeg: bytes, image_size: int, crop: int | None = None, frame: int
     """
     try:
         image = Image.open(io.BytesIO(jpeg))
-    except (UnidentifiedImageError, OSError) as error:
-        raise ImageError(f"not a readable image ({error})") from None
+    except UnidentifiedImageError:   # its message names only the in-memory buffer: the caller names the file
+        raise ImageError("is not a readable image: Pillow cannot identify it (damaged, empty or not an image)") from None
+    except OSError as error:
+        raise ImageError(f"is not a readable image ({error})") from None
     if image.format != "JPEG":
         raise ImageError(f"is {image.format}, not JPEG")
     if image.size != (frame, frame) or image.mode != "RGB":

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from gz_experiments import tree
+from gz_experiments.errors import GzError
 
 LABELS_NAME = "training_solutions_rev1"
 TRAIN_IMAGES = "images_training_rev1"
@@ -20,7 +21,7 @@ TEST_IMAGES = "images_test_rev1"
 _IMAGE_NAME = re.compile(r"(?:^|/)(\d{1,12})\.jpg$")
 
 
-class DataError(ValueError):
+class DataError(GzError, ValueError):
     """Bad input data; the message names the file or rows, how many are bad, and what to do."""
 
 
@@ -95,6 +96,9 @@ def read_labels(root: Path) -> tuple[pd.DataFrame, str]:
     except Exception as error:  # pandas raises many types for unreadable CSVs
         raise DataError(f"{path}: cannot be read as CSV ({error})") from None
     _check_header(path, list(frame.columns))
+    if frame.empty:
+        raise DataError(f"{path}: holds only the header, no label rows; give the competition's file "
+                        f"(61,578 galaxies) or a folder made by `python -m gz_experiments synthetic`")
     ids = _check_ids(path, frame[tree.ID_COLUMN])
     values = _check_values(path, frame[list(tree.CLASS_COLUMNS)])
     labels = pd.DataFrame(values, index=pd.Index(ids, name=tree.ID_COLUMN), columns=tree.CLASS_COLUMNS)

@@ -19,9 +19,11 @@ def split_ids(ids, n_train: int | None, n_val: int, n_test: int, seed: int, wher
     if n_train is None:
         n_train = available
     if n_train < 1 or n_train > available:
+        # n_train=all helps only when n_train was the one too large
+        advice = " or use n_train=all" if available >= 1 and asked != "all (at least 1)" else ""
         raise DataError(f"{where or 'the data'} has {len(ids)} galaxies, too few for n_train={asked} + "
                         f"n_val={n_val} + n_test={n_test} = {max(n_train, 1) + n_val + n_test}; lower them "
-                        f"(at most {max(available, 0)} left for training) or use n_train=all")
+                        f"(at most {max(available, 0)} left for training){advice}")
     order = np.random.default_rng(seed).permutation(ids)
     return {
         "test": order[:n_test],

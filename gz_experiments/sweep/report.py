@@ -21,17 +21,10 @@ TEST_RECORD = "test_of_best_trial"   # study user attr: the test split is scored
 def log_setup(options: SweepOptions, config, space: dict, described: dict[str, str]) -> None:
     searched = {key.split("[")[0] for key in space}
     fixed = {k: v for k, v in flat_params(config).items() if k not in searched and k != "approach"}
-    log_new_params({"approach": options.approach, "n_trials": options.n_trials, "study_name": options.name,
-                    "storage": safe_url(options.storage), "pruner": options.pruner, **described, **fixed})
+    tracking.log_params({"approach": options.approach, "n_trials": options.n_trials, "study_name": options.name,
+                         "storage": safe_url(options.storage), "pruner": options.pruner, **described, **fixed})
     mlflow.set_tag("storage", safe_url(options.storage))
     mlflow.log_dict({key: repr(distribution) for key, distribution in space.items()}, "search_space.json")
-
-
-def log_new_params(params: dict) -> None:
-    """`mlflow run` has already logged its -P values (MLflow refuses to change a param): keep those."""
-    run = mlflow.active_run()
-    existing = MlflowClient().get_run(run.info.run_id).data.params
-    tracking.log_params({k: v for k, v in params.items() if k not in existing})
 
 
 def summarize(study, config, claim) -> dict:

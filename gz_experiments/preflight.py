@@ -1,0 +1,99 @@
+"""Before any heavy work: can this command write where its results go? The MLflow tracking
+database, the artifact location and the image cache (GZ_CACHE_DIR) are checked by writing a probe,
+so a read-only or misnamed place is one error naming it, not a traceback after training."""
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from gz_experiments.errors import GzError
+
+
+class PlaceError(GzError):
+    """A folder or database this command must write to cannot be written."""
+
+
+def check_writable_places() -> None:
+    from gz_experiments.data.cache import cache_root
+    _check_folder(cache_root(), "the image cache GZ_CACHE_DIR", "set GZ_CACHE_DIR to a writable folder")
+    check_tracking()
+
+
+def check_tracking() -> None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    uri = mlflow.get_tracking_uri()
+    advice = f"set MLFLOW_TRACKING_URI to a writable store, e.g. sqlite:///{Path.cwd() / 'mlflow.db'}"
+    database = _sqlite_path(uri)
+    if database is not None:
+        _check_sqlite(database, advice)
+    elif _local_path(uri) is not None:
+        _check_folder(_local_path(uri), "the MLflow tracking folder", advice)
+    try:
+        artifacts = _artifact_location()
+    except MlflowException as error:
+        raise PlaceError(f"the MLflow tracking store {uri} cannot be used ({str(error).splitlines()[0]}); "
+                         f"{advice}") from None
+    folder = _local_path(artifacts) if artifacts else None
+    if folder is not None:
+        _check_folder(folder, "the MLflow artifact location", "point the experiment (or MLFLOW_TRACKING_URI, "
+                      "whose default artifact folder is ./mlruns) at a writable folder, or run from a writable one")
+
+
+def _artifact_location() -> str | None:
+    """Where this command's run will keep its artifacts: `mlflow run`'s run, else its experiment's."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    client = MlflowClient()
+    if os.environ.get("MLFLOW_RUN_ID"):
+        return client.get_run(os.environ["MLFLOW_RUN_ID"]).info.artifact_uri
+    experiment = None
+    if os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        experiment = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"])
+    elif os.environ.get("MLFLOW_EXPERIMENT_NAME"):
+        experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    if experiment is None:   # a new experiment's folder goes beside the default one's
+        try:
+            return client.get_experiment("0").artifact_location.rsplit("/", 1)[0]
+        except MlflowException:   # no default experiment: nothing to go by
+            return None
+    return experiment.artifact_location
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///") or uri.startswith("sqlite:///:memory:"):
+        return None
+    return Path(unquote(uri[len("sqlite:///"):].split("?")[0]))
+
+
+def _local_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    return Path(uri) if parsed.scheme == "" else None
+
+
+def _check_sqlite(path: Path, advice: str) -> None:
+    if not path.exists():   # MLflow creates it, but not its folder
+        _check_folder(path.parent, f"the folder of the MLflow tracking database {path}", advice, create=False)
+        return
+    try:
+        with sqlite3.connect(path, timeout=30) as connection:
+            connection.execute("BEGIN IMMEDIATE")   # takes the write lock: fails when read-only
+            connection.rollback()
+    except sqlite3.Error as error:
+        raise PlaceError(f"the MLflow tracking database {path} cannot be written ({error}); {advice}") from None
+
+
+def _check_folder(folder: Path, what: str, advice: str, create: bool = True) -> None:
+    folder = Path(folder).expanduser()
+    probe = folder / f".write-probe-{os.getpid()}"
+    try:
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise PlaceError(f"{what} {folder} cannot be written ({error.strerror or error}); {advice}") from None
