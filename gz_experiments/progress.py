@@ -17,7 +17,7 @@ class Progress:
         self.total, self.label, self.unit = total, label, unit
         self.stream = sys.stderr if stream is None else stream
         self.live = self.stream.isatty()
-        self.started = self.drawn_at = time.perf_counter()
+        self.started, self.drawn_at = time.perf_counter(), float("-inf")   # the first update shows at once
         self.logged = 0   # how many of the LOG_LINES steps have been written
 
     def update(self, done: int) -> None:

@@ -56,7 +56,7 @@ class StopOnDivergence(keras.callbacks.Callback):
 
     def message(self, where: str, found: str) -> str:
         tries = [f"a lower learning_rate (now {self.config.learning_rate})"]
-        if self.config.precision != "float32":   # bfloat16's 8-bit mantissa overflows sooner
+        if self.config.precision != "float32":   # bfloat16's coarse rounding can tip a marginal run over
             tries.append(f"precision=float32 (now {self.config.precision})")
         return (f"training diverged at {where}: {found}; no model was kept. Try {', '.join(tries)}, "
                 f"or check the inputs for bad labels or images")
