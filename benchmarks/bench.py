@@ -28,7 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-APPROACHES = ("cnn_full", "cnn_cropped", "cnn_slim_head", "resnet")
+from experiments import REPORT_APPROACHES as APPROACHES  # noqa: E402
 TARGETS = {"pipeline_vs_model": ("cnn_cropped", 0.90), "input_vs_report_input": (None, 10.0),
            "cache_build_images_per_s": (None, 1500.0)}
 

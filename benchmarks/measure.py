@@ -19,7 +19,8 @@ from gz_experiments.data.pipeline import make_dataset, to_model_input
 from gz_experiments.data.source import ImageStore
 from gz_experiments.models import build_model
 from gz_experiments.predictor import Predictor
-from gz_experiments.train import make_optimizer, precision_policy
+from gz_experiments.hardware import precision_policy
+from gz_experiments.train import make_optimizer
 
 import report_pipeline
 from timing import batches_per_s, fit_images_per_s, median, ratio

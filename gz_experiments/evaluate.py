@@ -8,7 +8,7 @@ from gz_experiments import tracking
 from gz_experiments.data.cache import load_or_build
 from gz_experiments.data.source import open_source
 from gz_experiments.serving import load_predictor
-from gz_experiments.train import evaluate_split
+from gz_experiments.scoring import evaluate_split
 
 
 def evaluate(model_uri: str, data_dir: str, tta: bool = True, skip_bad_images: bool = False,

@@ -1,7 +1,13 @@
 """The report's figures for every run: learning curves (figures 4–7) and input samples (1–3)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib
+
+if TYPE_CHECKING:
+    from gz_experiments.config import TrainConfig
+    from gz_experiments.data.dataset import PreparedData
 
 matplotlib.use("Agg")   # no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
@@ -36,3 +42,21 @@ def input_samples(rows: dict[str, np.ndarray], title: str):
         axes[r][0].set_title(label, loc="left", fontsize=9)
     figure.suptitle(title)
     return figure
+
+
+def training_samples(data: PreparedData, config: TrainConfig, n: int = 6):
+    """Figures 1–3 for a run: its first training images as loaded, cropped and resized, and augmented."""
+    ids, frames = data.train.ids[:n], data.train.images[:n]
+    rows = {"as loaded (424²)": list(data.source.images.as_loaded(ids)),
+            f"crop {config.data.crop or 'none'} → {config.data.image_size}²": list(frames)}
+    if config.data.augment is not None:
+        rows["augmented"] = list(_augmented(np.asarray(frames), config.data.augment, config.seed))
+    return input_samples(rows, f"{config.approach}: training images")
+
+
+def _augmented(frames: np.ndarray, augment, seed: int) -> np.ndarray:
+    # Imported here: the sweep report uses this module's plots without TensorFlow.
+    import tensorflow as tf
+
+    from gz_experiments.data.pipeline import augment_batch
+    return augment_batch(tf.constant(frames), augment, tf.random.Generator.from_seed(seed)).numpy()

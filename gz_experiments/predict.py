@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from gz_experiments import tracking, tree
+from gz_experiments.progress import Progress
 from gz_experiments.data.images import ImageError, preprocess
 from gz_experiments.data.source import _IMAGE_NAME, TEST_IMAGES, DataError, ImageStore, _examples
 from gz_experiments.errors import ConfigError
@@ -94,7 +95,7 @@ def predict_store(predictor, store: ImageStore, *, tta: bool = False, batch_size
     ids = sorted(store.ids)
     batches = [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
     result, done = Predictions(), 0
-    bar = _progress_bar(len(ids)) if progress else None
+    bar = Progress(len(ids), "predicting") if progress else None
     with ThreadPoolExecutor(max_workers=1) as ahead, ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         def decode(batch):
             return ahead.submit(_decode, store, batch, predictor.image_size, predictor.crop, pool)
@@ -111,11 +112,6 @@ def predict_store(predictor, store: ImageStore, *, tta: bool = False, batch_size
             if bar:
                 bar.update(done)
     return result
-
-
-def _progress_bar(total: int):
-    from gz_experiments.console import progress_bar
-    return progress_bar(total)
 
 
 def write_submission(result: Predictions, store: ImageStore, out: Path, skip_bad_images: bool) -> Path | None:

@@ -74,8 +74,3 @@ class Predictor:
             raise MlflowException(f"row {row} of 'image': {error}; send base64-encoded 424×424 RGB JPEG files",
                                   INVALID_PARAMETER_VALUE) from None
 
-
-def score(y_true: np.ndarray, y_pred: np.ndarray, prefix: str = "test_rmse") -> dict[str, float]:
-    """Overall RMSE (the competition's metric) and one per question: `{prefix}`, `{prefix}_q1`…"""
-    overall = float(np.sqrt(np.mean((np.asarray(y_true, np.float64) - y_pred) ** 2)))
-    return {prefix: overall, **{f"{prefix}_{q}": v for q, v in tree.per_question_rmse(y_true, y_pred).items()}}

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -19,12 +18,13 @@ import numpy as np
 from PIL import Image
 
 from gz_experiments import tree
+from gz_experiments.data.source import LABELS_NAME, TEST_IMAGES, TRAIN_IMAGES, image_name
+from gz_experiments.progress import Progress
 from gz_experiments.synthetic_render import Galaxy, make_sky_tile, render
 
 FORMAT_VERSION = 3  # bump when the output changes: complete older data sets are then rebuilt
 MARKER = ".complete"
-LABELS_FILE = "training_solutions_rev1.csv"
-TRAIN_DIR, TEST_DIR = "images_training_rev1", "images_test_rev1"
+LABELS_FILE = f"{LABELS_NAME}.csv"
 FIRST_ID, LAST_ID = 100008, 999967  # the range of the real GalaxyIDs
 JPEG_QUALITY = 90
 ODD_FEATURES = tree.QUESTIONS[7].answers  # ring, lens or arc, disturbed, irregular, other, merger, dust lane
@@ -88,9 +88,9 @@ def _write_data_set(root: Path, params: dict, progress: bool) -> None:
     ids = galaxy_ids(seed, n + n_test)
     train_ids, test_ids = np.sort(ids[:n]), np.sort(ids[n:])
     sky_tile = make_sky_tile(np.random.default_rng([seed, 1]), size)
-    show_progress, done = _progress_counter(n + n_test, enabled=progress), 0
+    bar, done = Progress(n + n_test, "synthetic galaxies") if progress else None, 0
     rows = []
-    for folder, folder_ids, stream in ((TRAIN_DIR, train_ids, 2), (TEST_DIR, test_ids, 3)):
+    for folder, folder_ids, stream in ((TRAIN_IMAGES, train_ids, 2), (TEST_IMAGES, test_ids, 3)):
         if len(folder_ids) == 0:
             continue
         (root / folder).mkdir()
@@ -99,11 +99,12 @@ def _write_data_set(root: Path, params: dict, progress: bool) -> None:
             galaxy = sample_galaxy(rng)
             labels = volunteer_labels(galaxy, rng)
             pixels = render(galaxy, rng, sky_tile, size)
-            Image.fromarray(pixels).save(root / folder / f"{galaxy_id}.jpg", quality=JPEG_QUALITY)
+            Image.fromarray(pixels).save(root / folder / image_name(galaxy_id), quality=JPEG_QUALITY)
             if stream == 2:
                 rows.append(_csv_row(galaxy_id, labels))
             done += 1
-            show_progress(done)
+            if bar:
+                bar.update(done)
     (root / LABELS_FILE).write_text(",".join(tree.LABELS_HEADER) + "\n" + "".join(rows))
 
 
@@ -116,17 +117,6 @@ def galaxy_ids(seed: int, count: int) -> np.ndarray:
 def _csv_row(galaxy_id: int, labels: np.ndarray) -> str:
     # six decimals like the real file; each value is off by <= 5e-7, so sums hold within 1e-5
     return f"{galaxy_id}," + ",".join(repr(round(float(v), 6)) for v in labels) + "\n"
-
-
-def _progress_counter(total: int, enabled: bool):
-    """A one-line counter on stderr, refreshed about every 2%; call it with the number done."""
-    every = max(1, total // 50)
-
-    def show(done: int) -> None:
-        if enabled and (done % every == 0 or done == total):
-            sys.stderr.write(f"\r  synthetic {done}/{total}" + ("\n" if done == total else ""))
-            sys.stderr.flush()
-    return show
 
 
 # ---- latent truth ----

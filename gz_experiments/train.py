@@ -1,28 +1,66 @@
 """One training loop for every approach: `train(config) -> metrics`, tracked in MLflow."""
 from __future__ import annotations
 
-import contextlib
+import math
 import time
-import warnings
 from typing import Callable
 
 import keras
 import mlflow
 import numpy as np
-import tensorflow as tf
 
-from gz_experiments import console, figures, serving, tracking
+from gz_experiments import figures, serving, tracking
 from gz_experiments.config import TrainConfig, flat_params
 from gz_experiments.data.dataset import PreparedData, prepare
-from gz_experiments.data.images import preprocess
-from gz_experiments.data.pipeline import augment_batch, make_dataset
+from gz_experiments.data.pipeline import make_dataset
+from gz_experiments.errors import GzError
+from gz_experiments.hardware import distribution_strategy, precision_policy
 from gz_experiments.layers import training_callbacks
 from gz_experiments.models import build_model
-from gz_experiments.predictor import Predictor, score
+from gz_experiments.predictor import Predictor
+from gz_experiments.progress import keras_verbose
+from gz_experiments.scoring import evaluate_split
 from gz_experiments import weights as pretrained
 
 # Called after each epoch with (epoch, val_rmse); returning True stops training (sweeps prune so).
 EpochHook = Callable[[int, float], bool]
+
+
+class DivergedError(GzError):
+    """The loss became NaN or infinite: training stopped there and no model was kept."""
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Raise `DivergedError` at the first NaN or infinite loss or RMSE: a training batch's at once,
+    validation's at the end of its epoch. Runs before the other callbacks, so none sees the value."""
+
+    WATCHED = ("loss", "rmse", "val_loss", "val_rmse")
+
+    def __init__(self, config: TrainConfig):
+        super().__init__()
+        self.config, self.epoch = config, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not math.isfinite(loss):
+            raise DivergedError(self.message(f"epoch {self.epoch}, batch {batch + 1}", f"training loss {loss}"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = {key: float(value) for key, value in (logs or {}).items()
+               if key in self.WATCHED and not math.isfinite(float(value))}
+        if bad:
+            found = ", ".join(f"{tracking.KERAS_TO_METRIC[key]} {value}" for key, value in bad.items())
+            raise DivergedError(self.message(f"the end of epoch {epoch + 1}", found))
+
+    def message(self, where: str, found: str) -> str:
+        tries = [f"a lower learning_rate (now {self.config.learning_rate})"]
+        if self.config.precision != "float32":   # bfloat16's coarse rounding can tip a marginal run over
+            tries.append(f"precision=float32 (now {self.config.precision})")
+        return (f"training diverged at {where}: {found}; no model was kept. Try {', '.join(tries)}, "
+                f"or check the inputs for bad labels or images")
 
 
 class KeepBestWeights(keras.callbacks.Callback):
@@ -34,7 +72,7 @@ class KeepBestWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         val_rmse = float(logs["val_rmse"])
-        if val_rmse < self.best:
+        if math.isfinite(val_rmse) and val_rmse < self.best:
             self.best, self.best_epoch, self.weights = val_rmse, epoch + 1, self.model.get_weights()
         if self.hook is not None and self.hook(epoch + 1, val_rmse):
             self.stopped = self.model.stop_training = True
@@ -65,7 +103,8 @@ def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_
         with precision_policy(config.precision), distribution_strategy().scope():
             model = compile_model(config, -(-len(data.train) // config.batch_size), weights_file)
         keeper = KeepBestWeights(epoch_hook)
-        history = fit(model, data, config, [EpochLogger(), keeper, *training_callbacks(model)], progress)
+        callbacks = [StopOnDivergence(config), EpochLogger(), keeper, *training_callbacks(model)]
+        history = fit(model, data, config, callbacks, progress)
         metrics = {"best_val_rmse": keeper.best, "best_epoch": keeper.best_epoch,
                    "epochs_run": len(history["loss"]), "train_seconds": time.perf_counter() - started}
         if keeper.stopped:
@@ -78,13 +117,6 @@ def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_
         if log_model:
             serving.log(predictor)
         return metrics
-
-
-def evaluate_split(predictor: Predictor, images, labels, tta: bool, prefix: str = "test_rmse") -> dict[str, float]:
-    metrics = score(labels, predictor.predict_images(images), prefix)
-    if tta:
-        metrics.update(score(labels, predictor.predict_images(images, tta=True), f"{prefix}_tta"))
-    return metrics
 
 
 def compile_model(config: TrainConfig, steps_per_epoch: int, weights_file=None) -> keras.Model:
@@ -112,7 +144,7 @@ def fit(model, data: PreparedData, config: TrainConfig, callbacks, progress: boo
     val_ds = make_dataset(data.val.images, data.val.labels, config.batch_size, training=False)
     # shuffle=False: the dataset shuffles itself; Keras would only warn that it ignores the flag.
     history = model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False,
-                        verbose=console.keras_verbose(progress))
+                        verbose=keras_verbose(progress))
     return history.history
 
 
@@ -121,47 +153,4 @@ def log_data(data: PreparedData, config: TrainConfig) -> None:
                        "n_train_used": len(data.train), "n_val_used": len(data.val), "n_test_used": len(data.test)})
     mlflow.log_metric("n_bad_images", len(data.bad))
     tracking.log_frame(data.split_frame(), "split.csv")
-    tracking.log_figure(sample_figure(data, config), "input_samples.png")
-
-
-def sample_figure(data: PreparedData, config: TrainConfig, n: int = 6):
-    """The report's figures 1–3: images as loaded, cropped and resized, and augmented."""
-    ids = data.train.ids[:n]
-    frames = data.train.images[:n]
-    rows = {"as loaded (424²)": [preprocess(data.source.images.read(i), 424) for i in ids],
-            f"crop {config.data.crop or 'none'} → {config.data.image_size}²": list(frames)}
-    if config.data.augment is not None:
-        rng = tf.random.Generator.from_seed(config.seed)
-        rows["augmented"] = list(augment_batch(tf.constant(np.asarray(frames)), config.data.augment, rng).numpy())
-    return figures.input_samples(rows, f"{config.approach}: training images")
-
-
-@contextlib.contextmanager
-def precision_policy(name: str):
-    """bfloat16 compute with float32 weights (and output layer) on CPUs with AVX-512 BF16."""
-    if name == "mixed_bfloat16" and not bfloat16_is_native():
-        warnings.warn("precision=mixed_bfloat16 on a CPU without AVX-512 BF16/AMX and no GPU: bfloat16 is "
-                      "emulated and was measured ~9x slower than float32 on such a CPU; use float32 here")
-    previous = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
-def bfloat16_is_native() -> bool:
-    """GPUs, or x86 CPUs with AVX-512 BF16 / AMX, compute bfloat16 in hardware."""
-    if tf.config.list_logical_devices("GPU"):
-        return True
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return True   # not Linux: don't guess
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def distribution_strategy() -> tf.distribute.Strategy:
-    """Every visible GPU through MirroredStrategy when there are several; otherwise the default."""
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    tracking.log_figure(figures.training_samples(data, config), "input_samples.png")

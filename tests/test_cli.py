@@ -3,13 +3,12 @@
 param logging that leaves `mlflow run`'s own -P values alone; progress fit for a log file."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import mlflow
 import pytest
 
-from gz_experiments import cli, console, tracking
+from gz_experiments import cli, tracking
 from gz_experiments.errors import ConfigError, GzError
 
 LABELS = "training_solutions_rev1.csv"
@@ -160,15 +159,3 @@ def test_params_mlflow_run_logged_are_left_to_it_and_only_on_its_run():
     assert mlflow.get_run(launched.info.run_id).data.params == {"n_train": "all", "seed": "42"}
     assert mlflow.get_run(other.info.run_id).data.params == {"n_train": "96", "seed": "42"}
 
-
-def test_progress_in_a_log_is_a_line_per_epoch_and_per_tenth(monkeypatch, capsys):
-    monkeypatch.setattr("sys.stdout", io.StringIO())   # not a terminal, as under mlflow run or CI
-    assert console.keras_verbose(True) == 2 and console.keras_verbose(False) == 2
-    bar = console.progress_bar(1000)
-    for done in range(0, 1001, 8):
-        bar.update(done)
-    bar.update(1000)
-    lines = [line for line in __import__("sys").stdout.getvalue().splitlines() if line]
-    assert len(lines) == 10 and lines[-1] == "1000/1000 images (100%)"
-    monkeypatch.setattr(console, "interactive", lambda: True)
-    assert console.keras_verbose(True) == 1 and console.keras_verbose(False) == 2

@@ -30,14 +30,13 @@ from gz_experiments.config import override
 from gz_experiments.data.cache import load_or_build
 from gz_experiments.data.dataset import prepare
 from gz_experiments.data.source import open_source
-from gz_experiments.predictor import score
+from gz_experiments.scoring import score
 from gz_experiments.serving import load_predictor
 from gz_experiments.synthetic import generate
 from gz_experiments.train import train
 
 pytestmark = pytest.mark.slow
 
-APPROACHES = ("cnn_full", "cnn_cropped", "cnn_slim_head", "resnet")
 SPLIT_PARAMS = ("data_dir", "n_train", "n_val", "n_test", "seed")
 LOGGED_PARAMS = ("approach", "image_size", "crop", "filters", "dropout", "batch_size", "epochs", "optimizer",
                  "learning_rate", "n_train", "n_val", "n_test", "seed", "weights", "data_fingerprint")
@@ -117,7 +116,7 @@ def training_params(approach: str, synthetic_dir: Path, resnet_weights_path=None
     return tiny_overrides(synthetic_dir, **more)
 
 
-@pytest.fixture(scope="module", params=APPROACHES)
+@pytest.fixture(scope="module", params=experiments.REPORT_APPROACHES)
 def trained(request, project, synthetic_dir):
     """(approach, its MLflow run, the parameters it was given) after `mlflow run -e <approach>`."""
     approach = request.param

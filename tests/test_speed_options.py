@@ -43,7 +43,7 @@ def test_mixed_bfloat16_trains_and_the_saved_model_predicts_float32(synthetic_di
 
 def test_one_device_means_no_mirroring():
     import tensorflow as tf
-    from gz_experiments.train import distribution_strategy
+    from gz_experiments.hardware import distribution_strategy
     assert not tf.config.list_logical_devices("GPU")
     strategy = distribution_strategy()
     assert not isinstance(strategy, tf.distribute.MirroredStrategy) and strategy.num_replicas_in_sync == 1

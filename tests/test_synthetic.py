@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from gz_experiments import synthetic, tree
+from gz_experiments.data.source import TEST_IMAGES, TRAIN_IMAGES, image_name
 
 N_IMAGES, N_TEST_IMAGES, SEED = 60, 4, 3
 
@@ -40,9 +41,9 @@ def test_layout_matches_the_competition(data_set, table):
     assert ids.dtype.kind == "i" and ids.is_unique
     assert ids.between(synthetic.FIRST_ID, synthetic.LAST_ID).all()
     for galaxy_id in ids:
-        with Image.open(data_set / synthetic.TRAIN_DIR / f"{galaxy_id}.jpg") as image:
+        with Image.open(data_set / TRAIN_IMAGES / image_name(galaxy_id)) as image:
             assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (424, 424))
-    test_files = sorted((data_set / synthetic.TEST_DIR).glob("*.jpg"))
+    test_files = sorted((data_set / TEST_IMAGES).glob("*.jpg"))
     test_ids = {int(f.stem) for f in test_files}
     assert len(test_ids) == N_TEST_IMAGES and not test_ids & set(ids)
 
@@ -60,10 +61,10 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
     csv = synthetic.LABELS_FILE
     assert (first / csv).read_bytes() == (second / csv).read_bytes()
     assert (first / csv).read_bytes() != (other / csv).read_bytes()
-    image = sorted((first / synthetic.TRAIN_DIR).iterdir())[0].name
-    assert (first / synthetic.TRAIN_DIR / image).read_bytes() == (second / synthetic.TRAIN_DIR / image).read_bytes()
-    other_image = sorted((other / synthetic.TRAIN_DIR).iterdir())[0]
-    assert other_image.read_bytes() != (first / synthetic.TRAIN_DIR / image).read_bytes()
+    image = sorted((first / TRAIN_IMAGES).iterdir())[0].name
+    assert (first / TRAIN_IMAGES / image).read_bytes() == (second / TRAIN_IMAGES / image).read_bytes()
+    other_image = sorted((other / TRAIN_IMAGES).iterdir())[0]
+    assert other_image.read_bytes() != (first / TRAIN_IMAGES / image).read_bytes()
 
 
 def test_every_question_is_reached_and_answers_vary(table, many_labels):
@@ -100,7 +101,7 @@ def _blueness(image: np.ndarray) -> float:
 
 
 def test_labels_follow_what_the_image_shows(data_set, table):
-    images = [np.asarray(Image.open(data_set / synthetic.TRAIN_DIR / f"{g}.jpg")) for g in table[tree.ID_COLUMN]]
+    images = [np.asarray(Image.open(data_set / TRAIN_IMAGES / image_name(g))) for g in table[tree.ID_COLUMN]]
     elongation = [_elongation(image) for image in images]
     elongated_votes = table["Class7.3"] + table["Class2.1"] + table["Class7.2"]
     assert np.corrcoef(elongation, elongated_votes)[0, 1] > 0.3

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from gz_experiments.data.images import ImageError, preprocess
+from gz_experiments.progress import Progress
 from gz_experiments.data.source import DataError, ImageStore, _examples
 
 CACHE_VERSION = 1   # bump when `preprocess` changes what it produces
@@ -89,7 +90,7 @@ def _build(store, ids, image_size, crop, array_path: Path, meta_path: Path, prog
                 bad[int(ids[row])] = str(error)
         return len(rows)
 
-    bar = _progress_bar(len(ids), f"decoding {len(ids)} images into the cache") if progress else None
+    bar = Progress(len(ids), f"decoding {len(ids)} images into the cache") if progress else None
     # Pillow releases the GIL while it reads, decodes and resizes, so threads use every core;
     # rows go out in chunks, as one task per image costs more than the decode of a small JPEG.
     chunks = [range(start, min(start + CHUNK, len(ids))) for start in range(0, len(ids), CHUNK)]
@@ -106,8 +107,3 @@ def _build(store, ids, image_size, crop, array_path: Path, meta_path: Path, prog
     meta_tmp.write_text(json.dumps({"ids": len(ids), "bad": {str(k): v for k, v in bad.items()}}))
     os.replace(meta_tmp, meta_path)
 
-
-def _progress_bar(total: int, title: str):
-    from gz_experiments.console import progress_bar
-    print(title, file=sys.stderr)
-    return progress_bar(total)

@@ -37,9 +37,24 @@ class PreparedData:
     bad: dict[int, str]        # images skipped with skip_bad_images
 
     def split_frame(self) -> pd.DataFrame:
-        """GalaxyID → split, the artifact that rebuilds any run's test set."""
-        rows = [(int(i), name) for name in SPLITS for i in getattr(self, name).ids]
-        return pd.DataFrame(rows, columns=[tree.ID_COLUMN, "split"])
+        return split_frame({name: getattr(self, name).ids for name in SPLITS})
+
+
+@dataclass
+class Selection:
+    """A validated data set and the seeded split of its GalaxyIDs, before any image is decoded."""
+    source: Source
+    ids: dict[str, np.ndarray]   # split name -> GalaxyIDs
+
+    def labels(self, split: str) -> np.ndarray:
+        """float32 (n, 37) vote fractions of one split, in its id order."""
+        return self.source.labels.loc[self.ids[split]].to_numpy(np.float32)
+
+
+def split_frame(ids: dict[str, np.ndarray]) -> pd.DataFrame:
+    """GalaxyID → split, the artifact that rebuilds any run's test set."""
+    rows = [(int(i), name) for name in SPLITS for i in ids[name]]
+    return pd.DataFrame(rows, columns=[tree.ID_COLUMN, "split"])
 
 
 def resolve_data_dir(cfg: DataConfig, seed: int = 0) -> Path:
@@ -51,9 +66,16 @@ def resolve_data_dir(cfg: DataConfig, seed: int = 0) -> Path:
     return synthetic.generate(cache_root() / "synthetic" / f"n{n}-seed{seed}", n, seed=seed)
 
 
-def prepare(cfg: DataConfig, seed: int, progress: bool = True) -> PreparedData:
+def select(cfg: DataConfig, seed: int) -> Selection:
+    """The labels and split `prepare` uses, for what needs no image (the mean baseline)."""
     source = open_source(resolve_data_dir(cfg))
-    ids = split_ids(source.labels.index, cfg.n_train, cfg.n_val, cfg.n_test, seed, where=str(source.root))
+    return Selection(source, split_ids(source.labels.index, cfg.n_train, cfg.n_val, cfg.n_test, seed,
+                                       where=str(source.root)))
+
+
+def prepare(cfg: DataConfig, seed: int, progress: bool = True) -> PreparedData:
+    selection = select(cfg, seed)
+    source, ids = selection.source, selection.ids
     wanted = np.concatenate([ids[name] for name in SPLITS])
     cached = load_or_build(source.images, wanted, cfg.image_size, cfg.crop, cfg.skip_bad_images, progress)
     splits, start = {}, 0

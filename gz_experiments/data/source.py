@@ -13,12 +13,18 @@ import numpy as np
 import pandas as pd
 
 from gz_experiments import tree
+from gz_experiments.data.images import FRAME, preprocess
 from gz_experiments.errors import GzError
 
 LABELS_NAME = "training_solutions_rev1"
 TRAIN_IMAGES = "images_training_rev1"
 TEST_IMAGES = "images_test_rev1"
-_IMAGE_NAME = re.compile(r"(?:^|/)(\d{1,12})\.jpg$")
+_IMAGE_NAME = re.compile(r"(?:^|/)(\d{1,12})\.jpg$")   # what `image_name` writes, inside a folder or zip
+
+
+def image_name(galaxy_id: int) -> str:
+    """The competition's file name of a galaxy's image: `<GalaxyID>.jpg`."""
+    return f"{int(galaxy_id)}.jpg"
 
 
 class DataError(GzError, ValueError):
@@ -64,6 +70,11 @@ class ImageStore:
         if getattr(self._local, "zip", None) is None:
             self._local.zip = zipfile.ZipFile(self.zip_path)
         return self._local.zip.read(self._members[int(galaxy_id)])
+
+    def as_loaded(self, ids) -> np.ndarray:
+        """uint8 (n, 424, 424, 3): these galaxies' whole frames, decoded but neither cropped nor
+        resized (the cache holds only the network's input): what figures show as the original."""
+        return np.stack([preprocess(self.read(i), FRAME) for i in ids])
 
     def fingerprint(self, ids) -> str:
         """Content hash of the given images (the zip's CRCs, else the bytes): the cache key."""

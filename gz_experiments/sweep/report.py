@@ -65,7 +65,7 @@ def test_metrics(study, best, config) -> dict[str, float]:
     validation used. Recorded in the study, so later workers and resumes reuse the number."""
     from gz_experiments.data.dataset import prepare
     from gz_experiments.serving import load_predictor
-    from gz_experiments.train import evaluate_split
+    from gz_experiments.scoring import evaluate_split
     recorded = study.user_attrs.get(TEST_RECORD)
     if recorded and recorded["trial"] == best.number:
         return recorded["metrics"]
