@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep TensorFlow's start-up chatter out
     _register_extra_commands()
     args, rest = build_parser().parse_known_args(argv)
+    from gz_experiments.tracking import begin_command
+    begin_command()   # follow an `mlflow run` launcher; close runs whose process died
     try:
         args.run(args, rest)
     except Exception as error:
