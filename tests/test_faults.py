@@ -188,6 +188,12 @@ def test_the_run_mlflow_run_created_is_adopted(monkeypatch):
 
 # ---- processes killed at each stage (slow) -----------------------------------------------------
 
+@pytest.fixture(autouse=True)
+def this_checkout_in_subprocesses(monkeypatch):
+    """Subprocesses started outside the project folder import this checkout, not an installed copy."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+
+
 TRAINER = """
 import sys, time
 from pathlib import Path
