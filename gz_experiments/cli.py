@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         if {"-h", "--help"} & set(tokens):
             print(COMMANDS[name].__doc__)
             return 0
+        from gz_experiments.tracking import begin_command
+        begin_command()   # follow an `mlflow run` launcher; close runs whose process died
         COMMANDS[name](tokens)
     except GzError as error:
         print(f"error: {error}", file=sys.stderr)

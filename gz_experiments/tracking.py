@@ -7,7 +7,9 @@ Metric names are the contract between training, sweeps and the UI:
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
+import time
 import traceback
 from pathlib import Path
 
@@ -18,28 +20,67 @@ import mlflow
 KERAS_TO_METRIC = {"loss": "train_loss", "rmse": "train_rmse", "val_loss": "val_loss", "val_rmse": "val_rmse"}
 
 
+PROCESS_TAGS = {"host": "gz.host", "pid": "gz.pid", "start": "gz.process_start"}
+NOTE = "mlflow.note.content"
+_opened: list[str] = []   # runs this process's `run` started and has not ended, innermost last
+
+
 @contextlib.contextmanager
-def run(run_name: str | None = None, tags: dict | None = None):
-    """Use the active run (a sweep's trial, `mlflow run`'s own) or start one; on error, log the
-    traceback and the message, and let MLflow end the run FAILED."""
-    owned = mlflow.active_run() is None
-    active = mlflow.start_run(run_name=run_name) if owned else mlflow.active_run()
+def run(run_name: str | None = None, tags: dict | None = None, *, nested: bool = False,
+        parent_run_id: str | None = None):
+    """The MLflow run to log into, ended FAILED (or KILLED, by a signal or Ctrl-C) with the error
+    and a note when the block raises.
+
+    Which run, explicitly: a child of `parent_run_id`, or of the active run with `nested=True` (a
+    sweep's trial); else the active run if this module opened it (train inside that trial); else the
+    run `mlflow run` created (MLFLOW_RUN_ID); else a new one. Someone else's active run is never
+    written into: the run becomes its child. Every run is tagged with this process's host, pid and
+    start time, so `close_orphaned_runs` can close it if the process dies without a word."""
+    from gz_experiments import processes
+    active = mlflow.active_run()
+    adopted = active is not None and not nested and parent_run_id is None and _opened[-1:] == [active.info.run_id]
+    if adopted:
+        current = active
+    elif active is None and parent_run_id is None and os.environ.get("MLFLOW_RUN_ID"):
+        current = mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"])
+    else:
+        current = mlflow.start_run(run_name=run_name, nested=active is not None, parent_run_id=parent_run_id)
+    if not adopted:
+        _opened.append(current.info.run_id)
+    signals = processes.raise_on_stop_signals()
     try:
-        if tags:
-            mlflow.set_tags(tags)
-        yield active
+        mlflow.set_tags({**process_tags(), **(tags or {})})
+        yield current
     except BaseException as error:
         record_failure(error)
-        if owned:
-            mlflow.end_run("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        if not adopted:
+            mlflow.end_run(_end_status(error))
         raise
-    if owned:
+    finally:
+        processes.restore_signals(signals)
+        if not adopted:
+            _opened.remove(current.info.run_id)
+    if not adopted:
         mlflow.end_run()
 
 
+def _end_status(error: BaseException) -> str:
+    from gz_experiments.processes import Killed
+    return "KILLED" if isinstance(error, (KeyboardInterrupt, Killed)) else "FAILED"
+
+
+def process_tags() -> dict[str, str]:
+    from gz_experiments.processes import identity
+    return {PROCESS_TAGS[key]: value for key, value in identity().items()}
+
+
 def record_failure(error: BaseException) -> None:
+    from gz_experiments.processes import Killed
     with contextlib.suppress(Exception):
         mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
+        if isinstance(error, (KeyboardInterrupt, Killed)):
+            why = error.reason if isinstance(error, Killed) else "interrupted (SIGINT, Ctrl-C)"
+            mlflow.set_tags({"killed_by": why, NOTE: f"Stopped: {why} at {_now()}; the run did not finish."})
         mlflow.log_text("".join(traceback.format_exception(error)), "error.txt")
 
 
@@ -53,6 +94,68 @@ def launcher_logged(run_id: str | None, keys) -> None:
     """Record that the launcher (`mlflow run`) logged `keys` on run `run_id` already."""
     global _launcher_logged
     _launcher_logged = (run_id, frozenset(keys))
+
+
+def begin_command() -> None:
+    """What every command of the project does first: stop with its `mlflow run` launcher, tag the
+    launcher's run with this process, and close the runs of processes that died (kill -9, power loss)."""
+    from gz_experiments import processes
+    processes.follow_launcher()
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if run_id:   # if we die before `run` adopts it, the next command can still tell it is orphaned
+        with contextlib.suppress(Exception):
+            client = mlflow.MlflowClient()
+            for key, value in process_tags().items():
+                client.set_tag(run_id, key, value)
+    close_orphaned_runs()
+
+
+def close_orphaned_runs() -> list[str]:
+    """End FAILED, with the reason, every RUNNING run whose process (on this host) is certainly gone.
+    Runs of other hosts, of live processes, or without process tags are left alone. One query;
+    never raises (the command's own use of the store reports a broken one)."""
+    from gz_experiments import processes
+    if not _store_exists():
+        return []
+    closed = []
+    try:
+        client = mlflow.MlflowClient()
+        experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+        host = processes.HOST.replace("'", "")
+        query = f"attributes.status = 'RUNNING' and tags.`{PROCESS_TAGS['host']}` = '{host}'"
+        for found in client.search_runs(experiments, query, max_results=1000) if experiments else []:
+            tags = found.data.tags
+            pid, started = tags.get(PROCESS_TAGS["pid"], ""), tags.get(PROCESS_TAGS["start"])
+            if processes.is_gone(tags[PROCESS_TAGS["host"]], pid, started):
+                _close(client, found, f"process {pid} on {processes.HOST} ended without closing this run "
+                                      f"(killed with SIGKILL, crashed, or the machine restarted)")
+                closed.append(found.info.run_id)
+    except Exception:
+        pass
+    return closed
+
+
+def _close(client, found, reason: str) -> None:
+    run_id = found.info.run_id
+    note = found.data.tags.get(NOTE, "")
+    client.set_tag(run_id, "error", f"orphaned: {reason}")
+    client.set_tag(run_id, NOTE, (note + "\n\n" if note else "") + f"Closed as FAILED at {_now()}: {reason}.")
+    client.set_terminated(run_id, "FAILED")
+
+
+def _store_exists() -> bool:
+    """Don't create a tracking database just to find it empty (e.g. for `synthetic`)."""
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///"):].split("?")[0]
+        return path == ":memory:" or Path(path).exists()
+    if uri.startswith("file:") or "://" not in uri:
+        return Path(uri.removeprefix("file://").removeprefix("file:")).exists()
+    return True
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def log_params(params: dict) -> None:

@@ -2,7 +2,10 @@
 
 Later runs and epochs decode no JPEG, and a full 61,578-image set never has to fit in memory.
 A file lock makes concurrent builders (parallel sweep workers) wait for one build, and the
-array only appears under its final name, complete, through an atomic rename.
+array only appears under its final name, complete, through an atomic rename after fsync; its
+sidecar `.json`, written the same way and last, marks it whole. What is opened is checked against
+the sidecar (size, shape): a damaged entry is rebuilt with a warning naming it. Temporary files
+are removed when a build fails, and those of dead builders by the next build.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +26,13 @@ import numpy as np
 from gz_experiments.data.images import ImageError, preprocess
 from gz_experiments.progress import Progress
 from gz_experiments.data.source import DataError, ImageStore, _examples
+from gz_experiments.processes import HOST, is_gone
 
 CACHE_VERSION = 1   # bump when `preprocess` changes what it produces
 CHUNK = 32          # images per thread-pool task
+TMP_MARK = ".partial-"   # <key>.partial-<host>-<pid>.npy|.json while a build runs
+TMP_NAME = re.compile(r"[0-9a-f]+\.partial-(?P<host>.+)-(?P<pid>\d+)\.(npy|json)")
+OLD_TMP_NAME = re.compile(r"[0-9a-f]{24}\.tmp(?P<pid>\d+)(\.npy)?")   # before host-named temporaries
 
 
 def cache_root() -> Path:
@@ -62,11 +70,14 @@ def load_or_build(store: ImageStore, ids, image_size: int, crop: int | None,
     ids = np.asarray(list(ids), dtype=np.int64)   # row order is kept: splits become contiguous
     key = cache_key(store, ids, image_size, crop)
     array_path, meta_path = cache_root() / f"{key}.npy", cache_root() / f"{key}.json"
+    shape = (len(ids), image_size, image_size, 3)
     with _locked(cache_root() / f"{key}.lock"):
-        built = not (array_path.exists() and meta_path.exists())
+        meta = _check_entry(array_path, meta_path, shape)
+        built = meta is None
         if built:
-            _build(store, ids, image_size, crop, array_path, meta_path, progress)
-        meta = json.loads(meta_path.read_text())
+            remove_stale_temporaries()
+            meta = _build(store, ids, image_size, crop, array_path, meta_path, progress)
+        images = np.load(array_path, mmap_mode="r")
     bad = {int(k): v for k, v in meta["bad"].items()}
     if bad and not skip_bad_images:
         where = [f"{store.describe(i)} ({why})" for i, why in bad.items()]
@@ -74,12 +85,66 @@ def load_or_build(store: ImageStore, ids, image_size: int, crop: int | None,
                         f"replace them, or pass skip_bad_images=true to train without them")
     if bad:
         warnings.warn(f"skipping {len(bad)} unusable images (skip_bad_images=true)", stacklevel=2)
-    return CachedImages(ids, np.load(array_path, mmap_mode="r"), bad, array_path, built)
+    return CachedImages(ids, images, bad, array_path, built)
 
 
-def _build(store, ids, image_size, crop, array_path: Path, meta_path: Path, progress: bool) -> None:
-    tmp = array_path.with_suffix(f".tmp{os.getpid()}.npy")
-    images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(ids), image_size, image_size, 3))
+def _check_entry(array_path: Path, meta_path: Path, shape: tuple) -> dict | None:
+    """The entry's sidecar (written last: its presence means the array is complete) when the array
+    matches it and the shape asked for; None when there is no entry. A damaged one (truncated,
+    overwritten, half-deleted) is removed with a warning naming it, so it is rebuilt."""
+    if not array_path.exists() and not meta_path.exists():
+        return None
+    problem = None
+    try:
+        meta = json.loads(meta_path.read_text())
+        header_shape, dtype, offset = _npy_header(array_path)
+        size, expected = array_path.stat().st_size, offset + int(np.prod(header_shape)) * dtype.itemsize
+        if header_shape != shape or dtype != np.uint8:
+            problem = f"it holds {dtype} {header_shape}, expected uint8 {shape}"
+        elif size != expected or size != meta.get("bytes", size) or meta.get("ids") != shape[0]:
+            problem = f"it holds {size} bytes, expected {expected}"
+    except FileNotFoundError as error:
+        problem = f"{Path(error.filename).name} is missing"
+    except (OSError, ValueError, TypeError, AttributeError) as error:
+        problem = f"{type(error).__name__}: {error}"
+    if problem is None:
+        return meta
+    warnings.warn(f"image cache entry {array_path} is damaged ({problem}); removing it and decoding the "
+                  f"images again", stacklevel=3)
+    for path in (meta_path, array_path):   # sidecar first: never a sidecar without its array
+        path.unlink(missing_ok=True)
+    return None
+
+
+def _npy_header(path: Path) -> tuple[tuple, np.dtype, int]:
+    """Shape, dtype and where the data start, from the `.npy` header."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(handle)
+        return shape, dtype, handle.tell()
+
+
+def _build(store, ids, image_size, crop, array_path: Path, meta_path: Path, progress: bool) -> dict:
+    """Decode into a temporary file named after this host and process, then publish it: fsync,
+    atomic rename, and the sidecar last. Any failure or stop signal removes the temporary file."""
+    tmp = temporary_path(array_path)
+    try:
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                           shape=(len(ids), image_size, image_size, 3))
+        bad = _decode_all(store, ids, image_size, crop, images, progress)
+        images.flush()
+        del images
+        _fsync(tmp)
+        os.replace(tmp, array_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    meta = {"ids": len(ids), "bytes": array_path.stat().st_size, "bad": {str(k): v for k, v in bad.items()}}
+    _write_atomically(meta_path, json.dumps(meta))
+    return meta
+
+
+def _decode_all(store, ids, image_size, crop, images, progress: bool) -> dict[int, str]:
     bad: dict[int, str] = {}
 
     def decode(rows: range) -> int:
@@ -95,15 +160,48 @@ def _build(store, ids, image_size, crop, array_path: Path, meta_path: Path, prog
     # rows go out in chunks, as one task per image costs more than the decode of a small JPEG.
     chunks = [range(start, min(start + CHUNK, len(ids))) for start in range(0, len(ids), CHUNK)]
     done = 0
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 2)
+    try:
         for count in pool.map(decode, chunks):
             done += count
             if bar and (done % (8 * CHUNK) == 0 or done == len(ids)):
                 bar.update(done)
-    images.flush()
-    del images
-    os.replace(tmp, array_path)
-    meta_tmp = meta_path.with_suffix(f".tmp{os.getpid()}")
-    meta_tmp.write_text(json.dumps({"ids": len(ids), "bad": {str(k): v for k, v in bad.items()}}))
-    os.replace(meta_tmp, meta_path)
+    finally:   # on an error or a stop signal, don't decode the remaining chunks first
+        pool.shutdown(wait=True, cancel_futures=True)
+    return bad
+
+
+def temporary_path(final: Path) -> Path:
+    return final.with_name(f"{final.stem}{TMP_MARK}{HOST}-{os.getpid()}{final.suffix}")
+
+
+def remove_stale_temporaries() -> list[Path]:
+    """Temporary files of builds whose process died (kill -9, power loss) on this host; a live
+    builder's file, or another host's (a shared cache folder), is never touched."""
+    removed = []
+    for path in cache_root().iterdir() if cache_root().is_dir() else ():
+        match = TMP_NAME.fullmatch(path.name) or OLD_TMP_NAME.fullmatch(path.name)
+        if match and is_gone(match["host"] if "host" in match.groupdict() else HOST, match["pid"]):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = temporary_path(path)
+    try:
+        tmp.write_text(text)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync(path.parent)   # the renames themselves survive a power loss
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 

@@ -59,7 +59,7 @@ def make_objective(config, space: dict, study_name: str):
         from gz_experiments import tracking
         from gz_experiments.train import train
         parent = mlflow.active_run().info.run_id
-        with mlflow.start_run(nested=True, run_name=f"trial-{trial.number}") as run:
+        with tracking.run(run_name=f"trial-{trial.number}", nested=True) as run:
             hook = PruningHook(trial)
             try:
                 tag_trial(trial, run.info.run_id, parent, study_name)
