@@ -133,7 +133,7 @@ def offline_env(tmp_path) -> dict[str, str]:
 
 TIME_THE_FAILURE = """
 import time
-from gz_experiments.weights import WeightsError, imagenet_file
+from gz_experiments.models.resnet import WeightsError, imagenet_file
 started = time.perf_counter()
 try:
     imagenet_file()
