@@ -8,6 +8,7 @@ and must not load TensorFlow.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,11 +87,19 @@ def prepare_weights(cfg: ResNetConfig) -> Path | None:
 
 
 def load_weights(model, path: Path) -> None:
-    """Load a backbone's weights file (from `prepare_weights`) into the built model."""
-    try:
-        model.get_layer(BACKBONE).load_weights(str(path))
-    except ValueError as error:
-        raise WeightsError(f"{path} does not fit ResNet50 without top: {error}") from None
+    """Load a backbone's weights file (from `prepare_weights`) into the built model, all of it: Keras
+    only warns about parts of the network the file lacks, which would train them from scratch."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.get_layer(BACKBONE).load_weights(str(path))
+        except ValueError as error:
+            raise WeightsError(f"{path} does not fit ResNet50 without top: {error}") from None
+    missing = [w for w in caught if "freshly-initialized" in str(w.message)]
+    if missing:
+        raise WeightsError(f"{path} does not fit ResNet50 without top: {missing[0].message}")
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 ARCHITECTURE = Architecture("resnet", ResNetConfig, minimum_input_size, body, dropout_before_dense=False,
