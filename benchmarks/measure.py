@@ -17,10 +17,9 @@ import tensorflow as tf
 from gz_experiments.config import TrainConfig
 from gz_experiments.data.pipeline import make_dataset, to_model_input
 from gz_experiments.data.source import ImageStore
-from gz_experiments.models import build_model
 from gz_experiments.predictor import Predictor
 from gz_experiments.hardware import precision_policy
-from gz_experiments.train import make_optimizer
+from gz_experiments.train import compile_model
 
 import report_pipeline
 from timing import batches_per_s, fit_images_per_s, median, ratio
@@ -45,14 +44,9 @@ class Plan:
 
 
 def compiled_model(config: TrainConfig, precision: str) -> keras.Model:
-    """The training network, compiled as `gz_experiments.train.compile_model` does (MSE, the
-    configured optimizer, RMSE) minus its MLflow logging and pretrained weights: speed is the same."""
+    """The training network as training compiles it, without pretrained weights: speed is the same."""
     with precision_policy(precision):
-        keras.utils.set_random_seed(config.seed)
-        model = build_model(config.model, config.data.image_size)
-        model.compile(optimizer=make_optimizer(config, steps_per_epoch=100), loss="mse",
-                      metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
-    return model
+        return compile_model(config, steps_per_epoch=100)
 
 
 def in_memory_batches(images: np.ndarray, labels: np.ndarray, batch: int, k: int = 4) -> tf.data.Dataset:

@@ -5,12 +5,13 @@ dense 37 sigmoid; batch 100, adamax, MSE, 20 epochs; test RMSE 0.1364 on 8,000 t
 Unstated, chosen here: 3×3 kernels with 'valid' padding (Keras' Conv2D default).
 """
 from gz_experiments.config import AugmentConfig, DataConfig, ModelConfig, TrainConfig
+from gz_experiments.models.cnn import CnnConfig
 from gz_experiments.search import Categorical, Float, Int
 
 CONFIG = TrainConfig(
     approach="cnn_full",
     data=DataConfig(crop=None, image_size=100, augment=AugmentConfig()),
-    model=ModelConfig(architecture="cnn", filters=(32, 64, 128, 128), dense=(512,), dropout=0.5),
+    model=ModelConfig(architecture="cnn", body=CnnConfig(filters=(32, 64, 128, 128)), dense=(512,), dropout=0.5),
 )
 
 SEARCH_SPACE = {

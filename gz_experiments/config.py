@@ -10,6 +10,8 @@ import re
 import typing
 from dataclasses import dataclass
 
+from gz_experiments import models
+from gz_experiments.models import ModelConfig
 from gz_experiments.data.images import FRAME
 from gz_experiments.errors import ConfigError
 
@@ -39,21 +41,6 @@ class DataConfig:
     image_size: int = 100
     skip_bad_images: bool = False
     augment: AugmentConfig | None = AugmentConfig()   # None: augment=false
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    architecture: str = "cnn"              # key in gz_experiments.models.MODELS
-    filters: tuple[int, ...] = (32, 64, 128, 128)
-    kernel_size: int = 3                   # the report doesn't say; 3×3 is Keras tutorials' default
-    dense: tuple[int, ...] = (512,)
-    dropout: float = 0.5
-    output: str = "sigmoid"                # sigmoid | tree (Dieleman et al. 2015 constraint)
-    weights: str = "imagenet"              # resnet only: imagenet | none | path/to/file.weights.h5
-    fine_tune_blocks: int | None = None    # resnet only: None (=all) trains all; k trains the last k stages
-    batch_norm: bool = False
-    global_pool: bool = False              # galaxy_cnn: global average pooling instead of flatten
-    tree_warmup_epochs: int = 0            # output=tree: ramp from plain ReLU to the tree over k epochs
 
 
 @dataclass(frozen=True)
@@ -97,17 +84,20 @@ def _leaf_paths(cls, prefix=()) -> dict[str, tuple[tuple[str, ...], object]]:
     """Flat name -> (path of attribute names, declared type); flat names are unique by design."""
     paths = {}
     for name, hint in typing.get_type_hints(cls).items():
-        sub = _dataclass_in(hint)
-        if sub is not None:
+        subs = _dataclasses_in(hint)
+        for sub in subs:   # several for the model's body: every architecture's fields
             paths.update(_leaf_paths(sub, prefix + (name,)))
-        if sub is None or name == "augment":   # augment=none switches augmentation off
+        if not subs or name == "augment":   # augment=none switches augmentation off
             paths[name] = (prefix + (name,), hint)
     return paths
 
 
+def _dataclasses_in(hint) -> list:
+    return [c for c in (hint, *typing.get_args(hint)) if dataclasses.is_dataclass(c)]
+
+
 def _dataclass_in(hint):
-    candidates = [hint, *typing.get_args(hint)]
-    return next((c for c in candidates if dataclasses.is_dataclass(c)), None)
+    return next(iter(_dataclasses_in(hint)), None)
 
 
 def unset_word(name: str) -> str:
@@ -177,7 +167,8 @@ def _replace_at(config, path: tuple[str, ...], value):
 def override(config: TrainConfig, params: dict | None = None, **more) -> TrainConfig:
     """Return a copy of `config` with flat-named parameters replaced, parsed and validated."""
     paths = _leaf_paths(type(config))
-    for key, raw in {**(params or {}), **more}.items():
+    # The architecture first: which model parameters (weights=…, global_pool=…) exist depends on it.
+    for key, raw in sorted({**(params or {}), **more}.items(), key=lambda item: item[0] != "architecture"):
         if key in ALIASES:
             config = override(config, _expand_alias(key, raw))
             continue
@@ -186,6 +177,7 @@ def override(config: TrainConfig, params: dict | None = None, **more) -> TrainCo
         if name not in paths:
             raise ConfigError(f"unknown parameter {key!r}; known: {', '.join(sorted(paths))}")
         path, hint = paths[name]
+        _check_model_reads(config, path, key)
         if indexed:
             current = list(_get(config, path))
             i = int(indexed.group(2))
@@ -199,7 +191,17 @@ def override(config: TrainConfig, params: dict | None = None, **more) -> TrainCo
                 value = _get(config, path) or value
         _check(name, value)
         config = _replace_at(config, path, value)
+    models.check_input_size(config.model, config.data.image_size)
     return config
+
+
+def _check_model_reads(config: TrainConfig, path: tuple[str, ...], key: str) -> None:
+    """A model's own parameter exists only for the architectures that read it."""
+    owner = _get(config, path[:-1])
+    if isinstance(owner, models.BodyConfig) and path[-1] not in {f.name for f in dataclasses.fields(owner)}:
+        readers = " and ".join(models.architectures_reading(path[-1]))
+        raise ConfigError(f"parameter {key!r} applies to {readers} only, not to architecture="
+                          f"{config.model.architecture}")
 
 
 def _expand_alias(key: str, raw) -> dict[str, str]:

@@ -9,18 +9,16 @@ import keras
 import mlflow
 import numpy as np
 
-from gz_experiments import figures, serving, tracking
+from gz_experiments import figures, models, serving, tracking
 from gz_experiments.config import TrainConfig, flat_params
 from gz_experiments.data.dataset import PreparedData, prepare
 from gz_experiments.data.pipeline import make_dataset
 from gz_experiments.errors import GzError
 from gz_experiments.hardware import distribution_strategy, precision_policy
 from gz_experiments.layers import training_callbacks
-from gz_experiments.models import build_model
 from gz_experiments.predictor import Predictor
 from gz_experiments.progress import keras_verbose
 from gz_experiments.scoring import evaluate_split
-from gz_experiments import weights as pretrained
 
 # Called after each epoch with (epoch, val_rmse); returning True stops training (sweeps prune so).
 EpochHook = Callable[[int, float], bool]
@@ -97,11 +95,11 @@ def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_
     with tracking.run(run_name=config.approach, tags={"approach": config.approach}):
         tracking.log_params(flat_params(config))
         started = time.perf_counter()
-        weights_file = pretrained.resolve(config.model.weights) if config.model.architecture == "resnet" else None
+        pretrained = models.prepare_weights(config.model)   # before data work: an offline download fails fast
         data = prepare(config.data, config.seed, progress=progress)
         log_data(data, config)
         with precision_policy(config.precision), distribution_strategy().scope():
-            model = compile_model(config, -(-len(data.train) // config.batch_size), weights_file)
+            model = compile_model(config, -(-len(data.train) // config.batch_size), pretrained)
         keeper = KeepBestWeights(epoch_hook)
         callbacks = [StopOnDivergence(config), EpochLogger(), keeper, *training_callbacks(model)]
         history = fit(model, data, config, callbacks, progress)
@@ -119,10 +117,10 @@ def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_
         return metrics
 
 
-def compile_model(config: TrainConfig, steps_per_epoch: int, weights_file=None) -> keras.Model:
+def compile_model(config: TrainConfig, steps_per_epoch: int, pretrained=None) -> keras.Model:
+    """The network with `pretrained` (from `models.prepare_weights`) loaded, compiled for training."""
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config.model, config.data.image_size)
-    pretrained.load_pretrained(model, weights_file)
+    model = models.build_model(config.model, config.data.image_size, pretrained)
     model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse",
                   metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
     return model

@@ -72,7 +72,7 @@ def test_every_user_error_class_is_a_gz_error():
     from gz_experiments.data.source import DataError
     from gz_experiments.search import SearchSpaceError
     from gz_experiments.sweep import SweepError
-    from gz_experiments.weights import WeightsError
+    from gz_experiments.models.resnet import WeightsError
     assert ConfigErrorOfConfig is ConfigError
     assert all(issubclass(c, GzError) for c in (DataError, ImageError, WeightsError, SearchSpaceError, SweepError))
 

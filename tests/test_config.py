@@ -21,12 +21,12 @@ BASE = TrainConfig()
     ({"subset": "all"}, ("data", "n_train"), None),           # issue 5's name for the whole set
     ({"crop": "none"}, ("data", "crop"), None),
     ({"crop": "250"}, ("data", "crop"), 250),
-    ({"fine_tune_blocks": "all"}, ("model", "fine_tune_blocks"), None),     # every stage trains
+    ({"architecture": "resnet", "fine_tune_blocks": "all"}, ("model", "body", "fine_tune_blocks"), None),
     ({"crop": "424"}, ("data", "crop"), 424),
     ({"seed": "0"}, ("seed",), 0),
-    ({"filters": "32,64,128"}, ("model", "filters"), (32, 64, 128)),
-    ({"filters": "(16, 32)"}, ("model", "filters"), (16, 32)),
-    ({"filters[1]": "96"}, ("model", "filters"), (32, 96, 128, 128)),
+    ({"filters": "32,64,128"}, ("model", "body", "filters"), (32, 64, 128)),
+    ({"filters": "(16, 32)"}, ("model", "body", "filters"), (16, 32)),
+    ({"filters[1]": "96"}, ("model", "body", "filters"), (32, 96, 128, 128)),
     ({"dense": "96,64"}, ("model", "dense"), (96, 64)),
     ({"dense[0]": "256"}, ("model", "dense"), (256,)),
     ({"output": "tree"}, ("model", "output"), "tree"),
@@ -84,7 +84,7 @@ def test_setting_an_augmentation_field_switches_augmentation_back_on():
     # Each optional field has the one word that reads right for it: crop=all would read "crop all".
     ({"crop": "all"}, "'crop' must be a whole number or 'none'"),
     ({"n_train": "none"}, "'n_train' must be a whole number or 'all'"),
-    ({"fine_tune_blocks": "none"}, "'fine_tune_blocks' must be a whole number or 'all'"),
+    ({"architecture": "resnet", "fine_tune_blocks": "none"}, "'fine_tune_blocks' must be a whole number or 'all'"),
     ({"augment": "maybe"}, "'augment' must be true or false"),
     # Checked here, before any image is decoded:
     ({"crop": "500"}, "'crop' must be within the 424-pixel frame"),
@@ -98,9 +98,10 @@ def test_override_rejects_bad_values_naming_the_parameter(params, named):
 
 
 def test_help_params_names_every_parameter_and_the_special_words():
-    from gz_experiments.config import describe_params, known_parameters
-    text = describe_params(experiments.load("cnn_cropped").CONFIG)
-    assert all(f"  {name} = " in text for name in known_parameters())
+    from gz_experiments.config import describe_params, flat_params
+    config = experiments.load("cnn_cropped").CONFIG
+    text = describe_params(config)
+    assert all(f"  {name} = " in text for name in flat_params(config))
     assert "n_train = 8000    (all: every galaxy left" in text and "crop = 250    (1..424" in text
     assert "augment = true    (true | false; false: no augmentation)" in text
     assert "subset=all: the same as n_train=all" in text
@@ -140,7 +141,8 @@ def test_experiment_configs_state_the_report(approach, data, model):
     for name, value in data.items():
         assert getattr(config.data, name) == value, name
     for name, value in model.items():
-        assert getattr(config.model, name) == value, name
+        owner = config.model if hasattr(config.model, name) else config.model.body   # a model's own field
+        assert getattr(owner, name) == value, name
     # Shared by all four (report section 2.3): batch 100, adamax, 20 epochs, the generator's augmentation.
     assert (config.batch_size, config.optimizer, config.epochs) == (100, "adamax", 20)
     assert config.data.augment == AugmentConfig(rotation=40, shift=0.2, shear=0.2, zoom=0.2, hflip=True, vflip=False)
@@ -155,7 +157,7 @@ def test_unknown_approach_is_a_config_error():
 @pytest.mark.parametrize("config", [
     *(experiments.load(a).CONFIG for a in ("cnn_full", "cnn_cropped", "cnn_slim_head", "resnet")),
     override(BASE, augment="none", n_train="all", crop="200", filters="8,16", output="tree"),
-    override(BASE, rotation="5", hflip="false", fine_tune_blocks="2", skip_bad_images="true"),
+    override(BASE, rotation="5", hflip="false", architecture="resnet", fine_tune_blocks="2", skip_bad_images="true"),
 ], ids=["cnn_full", "cnn_cropped", "cnn_slim_head", "resnet", "augment_off", "tweaked"])
 def test_flat_params_round_trip_through_override_as_strings(config):
     logged = {name: str(value) for name, value in flat_params(config).items()}   # MLflow stores strings
@@ -164,4 +166,5 @@ def test_flat_params_round_trip_through_override_as_strings(config):
 
 def test_flat_params_uses_names_override_accepts():
     from gz_experiments.config import known_parameters
-    assert set(flat_params(BASE)) == set(known_parameters())
+    others = {"weights", "fine_tune_blocks", "global_pool"}   # parameters of the models BASE doesn't use
+    assert set(flat_params(BASE)) == set(known_parameters()) - others

@@ -38,8 +38,8 @@ from gz_experiments.train import train
 pytestmark = pytest.mark.slow
 
 SPLIT_PARAMS = ("data_dir", "n_train", "n_val", "n_test", "seed")
-LOGGED_PARAMS = ("approach", "image_size", "crop", "filters", "dropout", "batch_size", "epochs", "optimizer",
-                 "learning_rate", "n_train", "n_val", "n_test", "seed", "weights", "data_fingerprint")
+LOGGED_PARAMS = ("approach", "image_size", "crop", "architecture", "dropout", "batch_size", "epochs", "optimizer",
+                 "learning_rate", "n_train", "n_val", "n_test", "seed", "data_fingerprint")
 EPOCH_METRICS = ("train_loss", "train_rmse", "val_loss", "val_rmse")
 TEST_METRICS = ("test_rmse", "test_rmse_tta", *(f"test_rmse_q{q}" for q in range(1, 12)))
 RUN_ID = re.compile(r"run with ID '([0-9a-f]{32})'")
@@ -145,9 +145,11 @@ def test_run_finishes_with_every_parameter_and_metric(trained, project):
                 "n_val": "32", "n_test": "32", "seed": "42", "optimizer": "adamax",
                 "crop": "none" if approach == "cnn_full" else "250"}
     assert {k: logged[k] for k in expected} == expected
-    assert logged["filters"] == {"cnn_slim_head": "32,96,128,128"}.get(approach, "32,64,128,128")
-    if approach == "resnet":
-        assert logged["weights"] == params["weights"]
+    if approach == "resnet":   # each model logs its own parameters only
+        assert logged["weights"] == params["weights"] and "filters" not in logged
+    else:
+        assert logged["filters"] == {"cnn_slim_head": "32,96,128,128"}.get(approach, "32,64,128,128")
+        assert "weights" not in logged
     assert re.fullmatch(r"[0-9a-f]{16}", logged["data_fingerprint"])
 
     for name in EPOCH_METRICS:

@@ -12,7 +12,8 @@ from conftest import tiny_overrides
 from gz_experiments import tree
 from gz_experiments.config import ConfigError, ModelConfig, override
 from gz_experiments.layers import DecisionTreeOutput, TreeWarmup, WarmupDecisionTreeOutput
-from gz_experiments.models import build_model, minimum_input_size
+from gz_experiments.models import build_model
+from gz_experiments.models.galaxy_cnn import GalaxyCnnConfig, minimum_input_size
 
 CONFIG = experiments.load("galaxy_cnn").CONFIG
 
@@ -27,10 +28,10 @@ def test_config_builds_the_network_it_states():
     model = build_model(CONFIG.model, CONFIG.data.image_size)
     assert model.input_shape == (None, CONFIG.data.image_size, CONFIG.data.image_size, 3)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert [c.filters for c in convs] == list(CONFIG.model.filters)
+    assert [c.filters for c in convs] == list(CONFIG.model.body.filters)
     assert all(c.padding == "same" for c in convs)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    assert len(norms) == (len(convs) if CONFIG.model.batch_norm else 0)
+    assert len(norms) == (len(convs) if CONFIG.model.body.batch_norm else 0)
     assert isinstance(model.get_layer("votes"), DecisionTreeOutput)
     assert CONFIG.data.augment.rotation == 180 and CONFIG.data.augment.hflip and CONFIG.data.augment.vflip
 
@@ -38,8 +39,8 @@ def test_config_builds_the_network_it_states():
 @pytest.mark.parametrize("global_pool", [True, False])
 def test_parameter_count_follows_the_body(global_pool):
     """'same' convs keep the frame until each pool halves it; the head sees channels or the whole map."""
-    cfg = ModelConfig(architecture="galaxy_cnn", filters=(8, 16), dense=(32,), batch_norm=False,
-                      global_pool=global_pool, output="tree")
+    cfg = ModelConfig(architecture="galaxy_cnn", dense=(32,), output="tree",
+                      body=GalaxyCnnConfig(filters=(8, 16), batch_norm=False, global_pool=global_pool))
     model = build_model(cfg, 20)
     convs = 3 * 3 * 3 * 8 + 8 + 3 * 3 * 8 * 16 + 16
     width = 16 if global_pool else 5 * 5 * 16
@@ -47,8 +48,8 @@ def test_parameter_count_follows_the_body(global_pool):
 
 
 def test_minimum_input_size_is_exact_for_same_padding():
-    cfg = ModelConfig(architecture="galaxy_cnn", filters=(8, 8, 8))
-    assert minimum_input_size(cfg) == 8
+    cfg = ModelConfig(architecture="galaxy_cnn", body=GalaxyCnnConfig(filters=(8, 8, 8)))
+    assert minimum_input_size(cfg.body) == 8
     assert build_model(cfg, 8).output_shape == (None, 37)
     with pytest.raises(ConfigError, match="at least 8"):
         build_model(cfg, 7)
@@ -77,8 +78,10 @@ def test_warmup_layer_blends_plain_relu_into_the_tree_in_training():
     np.testing.assert_allclose(np.asarray(layer(raw, training=False)), constrained, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_tree_warmup_callback_ramps_blend_over_the_warmup_epochs():
-    cfg = ModelConfig(architecture="galaxy_cnn", filters=(4,), dense=(8,), output="tree", tree_warmup_epochs=2)
+    cfg = ModelConfig(architecture="galaxy_cnn", body=GalaxyCnnConfig(filters=(4,)), dense=(8,), output="tree",
+                      tree_warmup_epochs=2)
     model = build_model(cfg, 8)
     model.compile("adam", "mse")
     seen = []
@@ -114,6 +117,7 @@ def test_search_space_names_real_parameters_and_its_bounds_override():
             override(module.CONFIG, {name: str(value)})
 
 
+@pytest.mark.slow
 def test_one_tiny_epoch_trains_through_train(synthetic_dir):
     from gz_experiments.train import train
     config = override(CONFIG, tiny_overrides(synthetic_dir, tree_warmup_epochs=1))

@@ -1,5 +1,6 @@
 """Models: the report's layer sizes and parameter counts, a clear error for frames too small, the
-decision-tree output's constraint and serialisation, and ResNet's partial fine-tuning."""
+decision-tree output's constraint and serialisation, and ResNet's partial fine-tuning and
+pretrained weights."""
 from __future__ import annotations
 
 import keras
@@ -8,10 +9,12 @@ import pytest
 import tensorflow as tf
 
 import experiments
-from gz_experiments import tree
+from gz_experiments import models, tree
 from gz_experiments.config import ConfigError, ModelConfig, override
 from gz_experiments.layers import DecisionTreeOutput
-from gz_experiments.models import BACKBONE, build_model, minimum_input_size
+from gz_experiments.models import build_model
+from gz_experiments.models.cnn import CnnConfig
+from gz_experiments.models.resnet import BACKBONE, ResNetConfig, WeightsError
 
 
 def report_model(approach: str, **changes):
@@ -87,12 +90,12 @@ def test_every_registered_approach_builds_and_predicts(approach):
 
 
 @pytest.mark.parametrize("model_cfg", [
-    ModelConfig(),                                            # 4 convs, 3×3: 46
-    ModelConfig(filters=(8, 8), kernel_size=5),               # 2 convs, 5×5: 22
-    ModelConfig(filters=(8, 8, 8, 8, 8)),                     # 5 convs: 94
+    ModelConfig(),                                               # 4 convs, 3×3: 46
+    ModelConfig(body=CnnConfig(filters=(8, 8), kernel_size=5)),  # 2 convs, 5×5: 22
+    ModelConfig(body=CnnConfig(filters=(8, 8, 8, 8, 8))),        # 5 convs: 94
 ], ids=["report", "k5", "five_convs"])
 def test_minimum_input_size_is_exact(model_cfg):
-    smallest = minimum_input_size(model_cfg)
+    smallest = models.get("cnn").minimum_input_size(model_cfg.body)
     assert build_model(model_cfg, smallest).output_shape == (None, 37)
     with pytest.raises(ConfigError) as error:
         build_model(model_cfg, smallest - 1)
@@ -102,16 +105,16 @@ def test_minimum_input_size_is_exact(model_cfg):
 
 def test_resnet_frame_too_small_is_a_config_error():
     with pytest.raises(ConfigError, match=r"image_size=24 .*resnet.*at least 32"):
-        build_model(ModelConfig(architecture="resnet", weights="none"), 24)
+        build_model(ModelConfig(architecture="resnet", body=ResNetConfig(weights="none")), 24)
 
 
 def test_unknown_architecture_is_a_config_error():
-    with pytest.raises(ConfigError, match="unknown architecture 'vgg'"):
-        build_model(ModelConfig(architecture="vgg"), 64)
+    with pytest.raises(ConfigError, match="'architecture' must be one of cnn, galaxy_cnn, resnet; got 'vgg'"):
+        ModelConfig(architecture="vgg")
 
 
 def tree_model():
-    cfg = ModelConfig(filters=(8, 16), dense=(32,), output="tree")
+    cfg = ModelConfig(body=CnnConfig(filters=(8, 16)), dense=(32,), output="tree")
     return build_model(cfg, 48)
 
 
@@ -180,7 +183,7 @@ def test_tree_model_survives_save_and_load(tmp_path):
 
 
 def test_fine_tune_blocks_freezes_the_early_stages():
-    model = build_model(ModelConfig(architecture="resnet", weights="none", fine_tune_blocks=2), 32)
+    model = build_model(ModelConfig(architecture="resnet", body=ResNetConfig(weights="none", fine_tune_blocks=2)), 32)
     stages = {}
     for layer in model.get_layer(BACKBONE).layers:
         if layer.weights:
@@ -191,3 +194,44 @@ def test_fine_tune_blocks_freezes_the_early_stages():
     assert head and all(layer.trainable for layer in head)
     frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
     assert frozen > 0 and model.count_params() > frozen
+
+
+@pytest.fixture(scope="module")
+def resnet_weights_file(tmp_path_factory):
+    """A `.weights.h5` for ResNet50 without top (random, not ImageNet: no download in tests)."""
+    path = tmp_path_factory.mktemp("weights") / "resnet50_notop.weights.h5"
+    keras.utils.set_random_seed(7)
+    keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3)).save_weights(str(path))
+    return path
+
+
+def test_resnet_loads_pretrained_weights_from_a_file(resnet_weights_file):
+    cfg = ModelConfig(architecture="resnet", body=ResNetConfig(weights=str(resnet_weights_file)))
+    pretrained = models.prepare_weights(cfg)
+    assert pretrained == resnet_weights_file
+    keras.utils.set_random_seed(8)   # a different start, so equal weights can only come from the file
+    model = build_model(cfg, 32, pretrained)
+    reference = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    reference.load_weights(str(resnet_weights_file))
+    loaded, expected = model.get_layer(BACKBONE).get_weights(), reference.get_weights()
+    assert len(loaded) == len(expected) and all(np.array_equal(a, b) for a, b in zip(loaded, expected))
+
+
+def test_resnet_weights_none_trains_from_scratch_and_a_missing_file_is_a_config_error(tmp_path):
+    assert models.prepare_weights(ModelConfig(architecture="resnet", body=ResNetConfig(weights="none"))) is None
+    missing = ModelConfig(architecture="resnet", body=ResNetConfig(weights=str(tmp_path / "nope.weights.h5")))
+    with pytest.raises(ConfigError, match="nope.weights.h5.*no such file"):
+        models.prepare_weights(missing)
+
+
+def test_a_weights_file_of_another_network_is_a_weights_error(tmp_path):
+    path = tmp_path / "small.weights.h5"
+    build_model(ModelConfig(body=CnnConfig(filters=(4,))), 8).save_weights(str(path))
+    cfg = ModelConfig(architecture="resnet", body=ResNetConfig(weights=str(path)))
+    with pytest.raises(WeightsError, match="does not fit ResNet50"):
+        build_model(cfg, 32, models.prepare_weights(cfg))
+
+
+def test_models_other_than_resnet_need_no_pretrained_weights():
+    for name in ("cnn", "galaxy_cnn"):
+        assert models.prepare_weights(ModelConfig(architecture=name)) is None

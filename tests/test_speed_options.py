@@ -9,6 +9,7 @@ import sys
 import keras
 import mlflow
 import numpy as np
+import pytest
 
 from conftest import PROJECT_ROOT, tiny_overrides
 from gz_experiments import tree
@@ -20,6 +21,7 @@ def _config(data_dir, **more):
     return override(experiments.load("cnn_cropped").CONFIG, tiny_overrides(data_dir, **more))
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_trains_and_the_saved_model_predicts_float32(synthetic_dir):
     from gz_experiments.data.images import preprocess
     from gz_experiments.serving import load_predictor
@@ -41,12 +43,13 @@ def test_mixed_bfloat16_trains_and_the_saved_model_predicts_float32(synthetic_di
     assert np.isfinite(predicted).all() and predicted.min() >= 0 and predicted.max() <= 1
 
 
-def test_one_device_means_no_mirroring():
+def test_mirroring_only_with_several_gpus():
     import tensorflow as tf
     from gz_experiments.hardware import distribution_strategy
-    assert not tf.config.list_logical_devices("GPU")
+    gpus = len(tf.config.list_logical_devices("GPU"))
     strategy = distribution_strategy()
-    assert not isinstance(strategy, tf.distribute.MirroredStrategy) and strategy.num_replicas_in_sync == 1
+    assert isinstance(strategy, tf.distribute.MirroredStrategy) == (gpus > 1)
+    assert strategy.num_replicas_in_sync == max(1, gpus)
 
 
 # Run in a fresh process: logical devices can only be configured before TensorFlow initialises.
@@ -78,6 +81,7 @@ print("RESULT " + json.dumps({**seen, **metrics}))
 """
 
 
+@pytest.mark.slow
 def test_training_runs_under_mirrored_strategy_over_two_logical_devices(synthetic_dir):
     overrides = tiny_overrides(synthetic_dir, tta="false")
     result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, json.dumps(overrides)], cwd=PROJECT_ROOT,

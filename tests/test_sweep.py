@@ -83,17 +83,18 @@ def test_sweep_through_mlflow_run_nests_trials_under_an_intact_parent(synthetic_
 
 @pytest.mark.slow
 def test_trial_states_are_tagged_and_counted(synthetic_dir, tmp_path):
-    """An enqueued good trial completes, one with an input too small for the network fails, one
-    that barely learns is pruned after epoch 1 against the first trial's median."""
+    """An enqueued good trial completes, one asking for more galaxies than the data has fails, one
+    that barely learns is pruned after epoch 1 against the first trial's median. (An image too small
+    for the network can't fail a trial: the search space's bounds are validated before the study.)"""
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     options, fixed = parse_options(dict(a.split("=", 1) for a in sweep_args(
         synthetic_dir, storage, "states", 2, epochs=2, batch_size=16, pruner_startup_trials=1,
         pruner_warmup_epochs=0, max_failures_in_row=2)))
-    fixed.pop("image_size")
-    space = {"learning_rate": Float(1e-6, 1e-1, log=True), "image_size": Categorical((48, 20))}
+    n_train = int(fixed.pop("n_train"))
+    space = {"learning_rate": Float(1e-6, 1e-1, log=True), "n_train": Categorical((n_train, 100_000))}
     study = optuna.create_study(study_name="states", storage=storage)
-    for learning_rate, image_size in ((1e-2, 48), (1e-2, 20), (1e-6, 48)):
-        study.enqueue_trial({"learning_rate": learning_rate, "image_size": image_size})
+    for learning_rate, n in ((1e-2, n_train), (1e-2, 100_000), (1e-6, n_train)):
+        study.enqueue_trial({"learning_rate": learning_rate, "n_train": n})
 
     summary = sweep(options, fixed, search_space=space)
 
@@ -103,7 +104,7 @@ def test_trial_states_are_tagged_and_counted(synthetic_dir, tmp_path):
     [parent] = MlflowClient().search_runs(["0"], "tags.approach = 'sweep:cnn_cropped'")
     good, failed, pruned = children(parent.info.run_id)
     assert [r.data.tags["trial_state"] for r in (good, failed, pruned)] == ["finished", "failed", "pruned"]
-    assert failed.info.status == "FAILED" and "too small" in failed.data.tags["error"]
+    assert failed.info.status == "FAILED" and "too few for n_train=100000" in failed.data.tags["error"]
     assert pruned.info.status == "FINISHED" and pruned.data.tags.get("stopped_early") == "true"
     assert len(MlflowClient().get_metric_history(pruned.info.run_id, "val_rmse")) == 1
     assert float(parent.data.params["best_learning_rate"]) == pytest.approx(1e-2)

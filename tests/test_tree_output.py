@@ -36,6 +36,7 @@ def _test_images(data_dir, predictor) -> np.ndarray:
 
 
 # ResNet50's tree output is checked by its `mlflow run` in test_end_to_end (one ResNet run, not two).
+@pytest.mark.slow
 @pytest.mark.parametrize("approach, more", [("cnn_cropped", {}), ("cnn_slim_head", {"tta": "false"})])
 def test_tree_output_trains_and_obeys_the_decision_tree(approach, more, synthetic_dir):
     metrics, predictor = _train_and_load(approach, synthetic_dir, **more)

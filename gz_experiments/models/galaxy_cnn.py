@@ -1,0 +1,35 @@
+"""galaxy_cnn's network: conv blocks with 'same' padding (each 2×2 pool halves the frame exactly, so
+a rotated galaxy's edges are kept), batch norm before the ReLU if asked, then global average
+pooling (features that don't depend on where in the frame they fired) or flatten.
+
+Keras is imported inside `body`: configuration imports this module, and must not load TensorFlow.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gz_experiments.models.architecture import Architecture
+from gz_experiments.models.cnn import CnnConfig
+
+
+@dataclass(frozen=True)
+class GalaxyCnnConfig(CnnConfig):
+    global_pool: bool = False   # global average pooling instead of flatten
+
+
+def minimum_input_size(cfg: GalaxyCnnConfig) -> int:
+    return 2 ** len(cfg.filters)   # 'same' convs keep the frame: only the pools shrink it
+
+
+def body(x, cfg: GalaxyCnnConfig):
+    from keras import layers
+    for i, filters in enumerate(cfg.filters):
+        x = layers.Conv2D(filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm,
+                          name=f"conv{i + 1}")(x)
+        if cfg.batch_norm:
+            x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(layers.Activation("relu")(x))
+    return layers.GlobalAveragePooling2D()(x) if cfg.global_pool else layers.Flatten()(x)
+
+
+ARCHITECTURE = Architecture("galaxy_cnn", GalaxyCnnConfig, minimum_input_size, body, dropout_before_dense=True)
