@@ -1,10 +1,15 @@
-"""Shared fixtures: a tiny synthetic data set, an isolated MLflow store and cache per test, and
-the real Galaxy Zoo sample when GZ_REAL_DATA_DIR points at it (skipped cleanly otherwise)."""
+"""Shared fixtures: a tiny synthetic data set, an isolated MLflow store and cache per test, a
+throwaway PostgreSQL server (sweeps, the tracking server), and the real Galaxy Zoo sample when
+GZ_REAL_DATA_DIR points at it (skipped cleanly otherwise)."""
 from __future__ import annotations
 
+import glob
 import os
 import shutil
+import socket
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -59,3 +64,54 @@ TINY = {"n_train": "96", "n_val": "32", "n_test": "32", "epochs": "1", "batch_si
 def tiny_overrides(data_dir, **more) -> dict[str, str]:
     """A one-epoch run on a tiny split: what every end-to-end test starts from."""
     return {**TINY, "data_dir": str(data_dir), "image_size": "48", **{k: str(v) for k, v in more.items()}}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_bin() -> Path:
+    """PostgreSQL's server binaries; installed with apt-get when missing and we are root."""
+    def found():
+        return sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found() and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        if subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], env=env, capture_output=True).returncode:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+            subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], env=env, capture_output=True)
+    if not found():
+        reason = "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return Path(found()[-1]).parent
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway PostgreSQL server on 127.0.0.1 with a password, stopped afterwards. As root,
+    the server runs as user `postgres` (it refuses root)."""
+    binaries = postgres_bin()
+    home = Path(tempfile.mkdtemp(prefix="gz-sweep-pg-"))
+    as_owner = []
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    (home / "password").write_text("s3cret\n")
+    port, data = free_port(), home / "data"
+
+    def run(*command):
+        subprocess.run([*as_owner, *command], check=True, capture_output=True, cwd=home)
+
+    run(str(binaries / "initdb"), "-D", str(data), "-U", "gz", f"--pwfile={home / 'password'}",
+        "--auth-local=trust", "--auth-host=scram-sha-256")
+    run(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(home / "server.log"), "-w", "-o",
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {home}", "start")
+    try:
+        run(str(binaries / "createdb"), "-h", str(home), "-p", str(port), "-U", "gz", "sweeps")
+        yield f"postgresql+psycopg://gz:s3cret@127.0.0.1:{port}/sweeps"
+    finally:
+        run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(home, ignore_errors=True)
