@@ -128,7 +128,7 @@ start() {
       tail -n 30 "$DIR/server.log" >&2; die "mlflow server exited: see $DIR/server.log"
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
-      tail -n 30 "$DIR/server.log" >&2; die "no answer on http://$HOST:$PORT after ${TIMEOUT}s (still starting? $0 status)"
+      tail -n 30 "$DIR/server.log" >&2; die "no answer on http://$HOST:$PORT after ${TIMEOUT}s; it goes on trying (log: $DIR/server.log): $0 stop --dir $DIR"
     fi
     sleep 1
   done
