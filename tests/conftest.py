@@ -1,12 +1,15 @@
-"""Shared fixtures: a tiny synthetic data set, an isolated MLflow store and cache per test, and
-the real Galaxy Zoo sample when GZ_REAL_DATA_DIR points at it (skipped cleanly otherwise)."""
+"""Shared fixtures: a tiny synthetic data set, an isolated MLflow store and cache per test, a
+throwaway PostgreSQL server (sweeps, the tracking server), and the real Galaxy Zoo sample when
+GZ_REAL_DATA_DIR points at it (skipped cleanly otherwise)."""
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -85,3 +88,42 @@ def wait_for(predicate, timeout: float, what: str, process: subprocess.Popen | N
             pytest.fail(f"the process exited ({process.returncode}) before {what}: {output}")
         time.sleep(0.5)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def postgres_bin() -> Path:
+    """PostgreSQL's server binaries, which CI installs (.ci/test); elsewhere the test is skipped."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found:
+        reason = "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return Path(found[-1]).parent
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throwaway PostgreSQL server on 127.0.0.1 with a password, stopped afterwards. As root,
+    the server runs as user `postgres` (it refuses root)."""
+    binaries = postgres_bin()
+    home = Path(tempfile.mkdtemp(prefix="gz-sweep-pg-"))
+    as_owner = []
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    (home / "password").write_text("s3cret\n")
+    port, data = free_port(), home / "data"
+
+    def run(*command):
+        subprocess.run([*as_owner, *command], check=True, capture_output=True, cwd=home)
+
+    run(str(binaries / "initdb"), "-D", str(data), "-U", "gz", f"--pwfile={home / 'password'}",
+        "--auth-local=trust", "--auth-host=scram-sha-256")
+    run(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(home / "server.log"), "-w", "-o",
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {home}", "start")
+    try:
+        run(str(binaries / "createdb"), "-h", str(home), "-p", str(port), "-U", "gz", "sweeps")
+        yield f"postgresql+psycopg://gz:s3cret@127.0.0.1:{port}/sweeps"
+    finally:
+        run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(home, ignore_errors=True)

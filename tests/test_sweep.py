@@ -4,15 +4,11 @@ resumed, a dead worker's trial failed at once or waited for honestly, a divergin
 workers sharing one budget through a real PostgreSQL server, and bad search spaces."""
 from __future__ import annotations
 
-import glob
 import math
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import optuna
@@ -20,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from conftest import PROJECT_ROOT, free_port, tiny_overrides, wait_for
+from conftest import PROJECT_ROOT, tiny_overrides, wait_for
 from gz_experiments.config import ConfigError
 from gz_experiments.search import Categorical, Float, Int, SearchSpaceError, validate_space
 from gz_experiments.sweep import SweepError, SweepOptions, open_study, parse_options, sweep
@@ -158,45 +154,6 @@ def test_killed_worker_trial_fails_at_once_and_resume_meets_the_budget(synthetic
     assert "is no longer running" in dead_run.data.tags["error"]
     assert client.get_run(dead.user_attrs["mlflow_parent_run_id"]).info.status == "FAILED"
     assert client.get_run(retry.user_attrs["mlflow_run_id"]).data.tags["retry_of_trial"] == str(dead.number)
-
-
-def postgres_bin() -> Path:
-    """PostgreSQL's server binaries, which CI installs (.ci/test); elsewhere the test is skipped."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    if not found:
-        reason = "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return Path(found[-1]).parent
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """A throwaway PostgreSQL server on 127.0.0.1 with a password, stopped afterwards. As root,
-    the server runs as user `postgres` (it refuses root)."""
-    binaries = postgres_bin()
-    home = Path(tempfile.mkdtemp(prefix="gz-sweep-pg-"))
-    as_owner = []
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres")
-        as_owner = ["runuser", "-u", "postgres", "--"]
-    (home / "password").write_text("s3cret\n")
-    port, data = free_port(), home / "data"
-
-    def run(*command):
-        subprocess.run([*as_owner, *command], check=True, capture_output=True, cwd=home)
-
-    run(str(binaries / "initdb"), "-D", str(data), "-U", "gz", f"--pwfile={home / 'password'}",
-        "--auth-local=trust", "--auth-host=scram-sha-256")
-    run(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(home / "server.log"), "-w", "-o",
-        f"-c listen_addresses=127.0.0.1 -p {port} -k {home}", "start")
-    try:
-        run(str(binaries / "createdb"), "-h", str(home), "-p", str(port), "-U", "gz", "sweeps")
-        yield f"postgresql+psycopg://gz:s3cret@127.0.0.1:{port}/sweeps"
-    finally:
-        run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.mark.slow

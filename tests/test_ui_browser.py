@@ -1,0 +1,157 @@
+"""The MLflow UI in a real browser: `mlflow ui` as the README starts it (one worker, job runner off)
+on a finished training run's store, opened in headless Debian Chromium over the DevTools protocol.
+
+A person opens the experiment on model training, sees the run, its parameters and test RMSE, its
+dataset and its logged model. Screenshots go to GZ_SCREENSHOT_DIR when it is set (to look at them).
+
+MLflow 3.17.2's UI picks GenAI or model training from a switch at the top of its sidebar (default
+GenAI, remembered by the browser, or `?workflowType=machine_learning` in a link), not from the
+experiment's `mlflow.experimentKind` tag: the README says so, and these tests follow that path.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from browser import Browser, chromium_path
+from conftest import free_port, tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+UI_FLAGS = ("--workers", "1")   # the README's prompt start, with MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+GENAI_ONLY = "Detect Issues"    # on the GenAI overview, never on model training's pages
+
+
+@pytest.fixture(scope="module")
+def store(synthetic_dir, tmp_path_factory) -> dict:
+    """A finished training run in a sqlite store, as `python -m gz_experiments train` leaves it."""
+    folder = tmp_path_factory.mktemp("ui-store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_TRACKING_URI=uri, GZ_CACHE_DIR=str(folder / "cache"), TF_CPP_MIN_LOG_LEVEL="2")
+    tokens = [f"{k}={v}" for k, v in tiny_overrides(synthetic_dir).items()]
+    done = subprocess.run([sys.executable, "-m", "gz_experiments", "train", "cnn_cropped", *tokens],
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    client = MlflowClient(uri)
+    [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    return {"folder": folder, "uri": uri, "client": client, "run": run,
+            "experiment": client.get_experiment(run.info.experiment_id)}
+
+
+@pytest.fixture(scope="module")
+def ui(store):
+    """`mlflow ui` on the store: its address, and how long it took to answer."""
+    port = free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = (store["folder"] / "ui.log").open("w")
+    began = time.monotonic()
+    process = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri",
+                                store["uri"], "--port", str(port), *UI_FLAGS], cwd=store["folder"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while not answers(url):
+            assert process.poll() is None, (store["folder"] / "ui.log").read_text()[-3000:]
+            assert time.monotonic() - began < 120, "mlflow ui didn't answer within 120 s"
+            time.sleep(0.5)
+        yield {"url": url, "start_s": time.monotonic() - began}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not chromium_path():
+        reason = "Chromium not found (apt-get install chromium; bash .ci/test installs it)"
+        pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
+    pytest.importorskip("aiohttp", reason="aiohttp (an MLflow dependency) drives Chromium's DevTools")
+    chromium = Browser(free_port())
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    return Path(os.environ.get("GZ_SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
+
+
+def test_ui_starts_promptly(ui):
+    # The issue measured >90 s with MLflow's defaults (4 workers + job runner) on a busy 2-core machine.
+    print(f"\nmlflow ui answered after {ui['start_s']:.1f} s")
+    assert ui["start_s"] < 90
+
+
+def test_plain_link_in_a_fresh_browser(ui, store, browser, shots):
+    """What a fresh browser shows for the experiment's bare link (recorded; the README's path is next)."""
+    browser.open(f"{ui['url']}/#/experiments/{store['experiment'].experiment_id}")
+    browser.wait_for_text(store["experiment"].name, "Model training")
+    time.sleep(3)   # let the redirect to the experiment's landing tab settle
+    browser.screenshot(shots / "01-bare-experiment-link.png")
+    print(f"\nbare experiment link in a fresh browser lands on {browser.location()}")
+
+
+def test_experiment_opens_on_model_training(ui, store, browser, shots):
+    """The README's path: click 'Model training' in the sidebar once, then open the experiment."""
+    run = store["run"]
+    browser.open(f"{ui['url']}/#/experiments")
+    browser.wait_for_text("Model training", store["experiment"].name)
+    assert browser.click_text("Model training")
+    browser.wait_for_text("Model registry")            # model training's sidebar
+    assert browser.click_text(store["experiment"].name)
+    text = browser.wait_for_text(run.info.run_name, "Run Name")
+    browser.screenshot(shots / "02-experiment-runs.png")
+    assert re.search(r"/experiments/\d+/runs", browser.location()), browser.location()
+    assert GENAI_ONLY not in text
+    # remembered: the bare link now opens the runs too
+    browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}")
+    browser.wait_for_text(run.info.run_name, "Run Name")
+    assert "workflowType=machine_learning" in browser.location()
+
+
+def test_run_page_shows_the_run(ui, store, browser, shots):
+    run = store["run"]
+    browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+    text = browser.wait_for_text(run.info.run_name, "Parameters", "test_rmse", run.info.run_id)
+    browser.screenshot(shots / "03-run-page.png")
+    assert f"{run.data.metrics['test_rmse']:.4f}"[:5] in text   # the value, as far as the page rounds it
+    assert "Finished" in text
+
+
+@pytest.mark.xfail(strict=False, reason="needs mlflowui branch: mlflow.log_input datasets and a LoggedModel")
+def test_run_page_shows_its_dataset_and_logged_model(ui, store, browser, shots):
+    run = store["client"].get_run(store["run"].info.run_id)
+    datasets = [i.dataset.name for i in run.inputs.dataset_inputs]
+    models = store["client"].search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert datasets, "the run logged no dataset"
+    assert models, "the run logged no LoggedModel"
+    browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+    browser.wait_for_text(run.info.run_name, f"Logged models ({len(models)})", *datasets, *(m.name for m in models))
+    browser.screenshot(shots / "04-run-dataset-and-model.png")
+
+
+@pytest.mark.xfail(strict=False, reason="needs mlflowui branch: a LoggedModel for the Models tab")
+def test_models_tab_lists_the_logged_model(ui, store, browser, shots):
+    run = store["run"]
+    [model] = store["client"].search_logged_models(experiment_ids=[run.info.experiment_id])
+    browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}/models")
+    browser.wait_for_text(model.name, run.info.run_name)
+    browser.screenshot(shots / "05-experiment-models.png")
