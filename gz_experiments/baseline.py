@@ -5,7 +5,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from gz_experiments import tracking, tree
+from gz_experiments import datasets, experiment, metric_groups, run_notes, tracking, tree
 from gz_experiments.config import TrainConfig
 from gz_experiments.data.dataset import resolve_data_dir
 from gz_experiments.data.source import open_source
@@ -15,7 +15,8 @@ from gz_experiments.predictor import score
 
 def baseline(config: TrainConfig) -> dict[str, float]:
     """Same split as `train` for the same data_dir, n_* and seed; decodes no image."""
-    with tracking.run(run_name="baseline", tags={"approach": "baseline"}):
+    with tracking.run(run_name="baseline", tags={"approach": "baseline"},
+                      experiment_id=experiment.use(config.tracking.experiment)):
         data = config.data
         tracking.log_params({"approach": "baseline", "data_dir": data.data_dir, "n_train": data.n_train,
                              "n_val": data.n_val, "n_test": data.n_test, "seed": config.seed})
@@ -24,9 +25,13 @@ def baseline(config: TrainConfig) -> dict[str, float]:
         labels = {name: source.labels.loc[ids[name]].to_numpy(np.float64) for name in SPLITS}
         mean = labels["train"].mean(axis=0)
         metrics = {**score(labels["test"], np.broadcast_to(mean, labels["test"].shape)),
-                   "val_rmse": score(labels["val"], np.broadcast_to(mean, labels["val"].shape))["test_rmse"]}
+                   # a single value, not a one-point per-epoch val_rmse curve beside the trained runs
+                   "best_val_rmse": score(labels["val"], np.broadcast_to(mean, labels["val"].shape))["test_rmse"]}
         mlflow.log_params({"data_path": str(source.root), "labels_hash": source.labels_hash[:16]})
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics(metric_groups.grouped(metrics))
+        datasets.log_splits(source, ids, data.data_dir)
+        run_notes.name_run(config, "baseline", keys={"n_train", "n_val", "n_test", "seed"})
+        run_notes.describe_baseline(config, {name: len(ids[name]) for name in SPLITS}, metrics)
         frame = pd.DataFrame([(int(i), n) for n in SPLITS for i in ids[n]], columns=[tree.ID_COLUMN, "split"])
         tracking.log_frame(frame, "split.csv")
         return metrics

@@ -17,7 +17,7 @@ import typing
 import warnings
 from dataclasses import dataclass
 
-from gz_experiments.config import ConfigError, _parse, override
+from gz_experiments.config import TRACKING_FIELDS, ConfigError, _parse, override
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -70,7 +70,7 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
     import experiments
     import mlflow
 
-    from gz_experiments import sweep_report, tracking
+    from gz_experiments import experiment, sweep_report, tracking
     from gz_experiments.search import validate_space, without_fixed
     from gz_experiments.sweep_worker import ClaimLock, make_objective, work
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # a bar per model copy
@@ -83,7 +83,8 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
     space = without_fixed(module.SEARCH_SPACE if search_space is None else search_space, set(fixed or {}))
     validate_space(space, config)
     study = open_study(options, config, fixed or {})
-    with tracking.run(run_name=f"sweep-{options.name}", tags={"approach": f"sweep:{options.approach}"}):
+    with tracking.run(run_name=f"sweep-{options.name}", tags={"approach": f"sweep:{options.approach}"},
+                      experiment_id=experiment.use(config.tracking.experiment)):
         # mlflow issue 15713: `mlflow run` hands the parent over in MLFLOW_RUN_ID; once it is
         # active, drop it so that no nested start_run (or child process) resumes the parent.
         os.environ.pop("MLFLOW_RUN_ID", None)
@@ -183,7 +184,8 @@ def check_same_setup(study, options: SweepOptions, config, fixed: dict[str, str]
     are not comparable: refuse clearly rather than mix them."""
     from gz_experiments.config import flat_params
     flat = flat_params(override(config, fixed))   # idempotent when config already has them
-    setup = {"approach": options.approach, **{k.split("[")[0]: str(flat.get(k.split("[")[0])) for k in fixed}}
+    setup = {"approach": options.approach, **{k.split("[")[0]: str(flat.get(k.split("[")[0])) for k in fixed
+                                              if k not in TRACKING_FIELDS}}   # where results go may change
     recorded = study.user_attrs.get("setup")
     if recorded is None:
         study.set_user_attr("setup", setup)

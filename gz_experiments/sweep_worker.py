@@ -149,7 +149,8 @@ def make_objective(config, space: dict, study_name: str):
         from gz_experiments import tracking
         from gz_experiments.train import train
         parent = mlflow.active_run().info.run_id
-        with mlflow.start_run(nested=True, run_name=f"trial-{trial.number}") as run:
+        with mlflow.start_run(nested=True, run_name=f"trial-{trial.number}",   # in the parent's experiment
+                              experiment_id=mlflow.active_run().info.experiment_id) as run:
             hook = PruningHook(trial)
             try:
                 tag_trial(trial, run.info.run_id, parent, study_name)

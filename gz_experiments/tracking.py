@@ -19,11 +19,11 @@ KERAS_TO_METRIC = {"loss": "train_loss", "rmse": "train_rmse", "val_loss": "val_
 
 
 @contextlib.contextmanager
-def run(run_name: str | None = None, tags: dict | None = None):
+def run(run_name: str | None = None, tags: dict | None = None, experiment_id: str | None = None):
     """Use the active run (a sweep's trial, `mlflow run`'s own) or start one; on error, log the
     traceback and the message, and let MLflow end the run FAILED."""
     owned = mlflow.active_run() is None
-    active = mlflow.start_run(run_name=run_name) if owned else mlflow.active_run()
+    active = mlflow.start_run(run_name=run_name, experiment_id=experiment_id) if owned else mlflow.active_run()
     try:
         if tags:
             mlflow.set_tags(tags)
