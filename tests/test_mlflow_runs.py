@@ -132,9 +132,9 @@ def test_a_training_run_reads_right_in_the_ui(synthetic_dir, monkeypatch):
     assert [m.step for m in client.get_metric_history(second.info.run_id, "per_epoch/val_rmse")] == [1, 2]
     assert "per_question/test_rmse_q1" in first.data.metrics and "test_rmse_q1" not in first.data.metrics
 
-    versions = {v.version: v for v in client.search_model_versions("name = 'gz'")}
+    versions = {str(v.version): v for v in client.search_model_versions("name = 'gz'")}
     assert set(versions) == {"1", "2"}
-    champion = client.get_model_version_by_alias("gz", registry.CHAMPION).version
+    champion = str(client.get_model_version_by_alias("gz", registry.CHAMPION).version)
     better = mlflow.get_run(second.info.run_id).data.metrics["test_rmse"] < metrics["test_rmse"]
     assert champion == ("2" if better else "1")
     assert versions["2"].tags["test_data_digest"] == inputs["testing"].digest
@@ -164,3 +164,26 @@ def test_baseline_logs_its_split_and_no_lone_curve_point(synthetic_dir):
     assert "val_rmse" not in run.data.metrics and run.data.metrics["best_val_rmse"] == metrics["best_val_rmse"]
     assert {i.tags[0].value for i in run.inputs.dataset_inputs} == {"training", "validation", "testing"}
     assert run.info.run_name.startswith("baseline") and "floor" in run.data.tags["mlflow.note.content"]
+
+
+@pytest.mark.slow
+def test_a_sweep_registers_its_best_trial_and_crowns_it(synthetic_dir, tmp_path, monkeypatch):
+    import optuna
+
+    from gz_experiments.search import Float
+    from gz_experiments.sweep import parse_options, sweep
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    tokens = {"approach": "cnn_cropped", "n_trials": "2", "study_name": "crown", "register": "gz",
+              "storage": f"sqlite:///{tmp_path / 'optuna.db'}", **tiny_overrides(synthetic_dir, crop=250)}
+    options, fixed = parse_options(tokens)
+    sweep(options, fixed, search_space={"learning_rate": Float(1e-3, 1e-2, log=True)})
+
+    best = optuna.load_study(study_name="crown", storage=options.storage).best_trial
+    best_run = MlflowClient().get_run(best.user_attrs["mlflow_run_id"])
+    parent = MlflowClient().get_run(best_run.data.tags["mlflow.parentRunId"])
+    assert best_run.info.experiment_id == parent.info.experiment_id   # trials nest in the parent's experiment
+    assert MlflowClient().get_experiment(parent.info.experiment_id).name == "galaxy-zoo"
+    [version] = MlflowClient().search_model_versions("name = 'gz'")
+    assert version.run_id == best_run.info.run_id
+    assert float(version.tags["test_rmse"]) == pytest.approx(parent.data.metrics["test_rmse"], rel=1e-5)
+    assert str(MlflowClient().get_model_version_by_alias("gz", "champion").version) == str(version.version)
