@@ -44,6 +44,14 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """Where and how a run is recorded in MLflow; changes nothing about what is trained."""
+    experiment: str = "galaxy-zoo"       # `mlflow run --experiment-name` and MLFLOW_EXPERIMENT_NAME win
+    register: str | None = None          # registered-model name for the run's model; none: don't register
+    system_metrics: bool = True          # sample CPU, memory (and GPU) as system/... metrics while training
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     approach: str = "cnn_full"
     data: DataConfig = DataConfig()
@@ -57,7 +65,10 @@ class TrainConfig:
     precision: str = "float32"           # float32 | mixed_bfloat16
     tta: bool = True                     # also log test_rmse_tta (8 dihedral views)
     seed: int = 42
+    tracking: TrackingConfig = TrackingConfig()
 
+
+TRACKING_FIELDS = frozenset(f.name for f in dataclasses.fields(TrackingConfig))   # not what is trained
 
 CHOICES = {
     "output": ("sigmoid", "tree"),
@@ -144,6 +155,8 @@ def _check(name: str, value) -> None:
                           f"the whole frame), got {value}")
     if name == "seed" and value < 0:
         raise ConfigError(f"parameter 'seed' must be 0 or more, got {value}")
+    if name == "experiment" and not value.strip():
+        raise ConfigError("parameter 'experiment' needs an MLflow experiment name, e.g. galaxy-zoo")
     if name == "dropout" and not 0 <= value < 1:
         raise ConfigError(f"parameter 'dropout' must be in [0, 1), got {value}")
     if name == "learning_rate" and not value > 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 
-from gz_experiments import tracking
+from gz_experiments import datasets, experiment, metric_groups, tracking
 from gz_experiments.data.cache import load_or_build
 from gz_experiments.data.source import open_source
 from gz_experiments.serving import load_predictor
@@ -14,7 +14,7 @@ from gz_experiments.scoring import evaluate_split
 def evaluate(model_uri: str, data_dir: str, tta: bool = True, skip_bad_images: bool = False,
              progress: bool = True) -> dict[str, float]:
     """Every labelled galaxy in `data_dir`, preprocessed as the model was trained."""
-    with tracking.run(run_name="evaluate", tags={"approach": "evaluate"}):
+    with tracking.run(run_name="evaluate", tags={"approach": "evaluate"}, experiment_id=experiment.use()):
         tracking.log_params({"model_uri": model_uri, "data_dir": data_dir, "tta": tta})
         predictor = load_predictor(model_uri)
         source = open_source(data_dir)
@@ -26,5 +26,6 @@ def evaluate(model_uri: str, data_dir: str, tta: bool = True, skip_bad_images: b
         metrics = evaluate_split(predictor, images, labels, tta)
         mlflow.log_params({"n_evaluated": int(good.sum()), "image_size": predictor.image_size,
                            "crop": predictor.crop or "none"})
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics(metric_groups.grouped(metrics))
+        datasets.log_scored(source, cached.ids[good], data_dir)
         return metrics

@@ -156,7 +156,8 @@ def predict(model_uri: str, images: str, out: str = "submission.csv", *, tta: bo
             batch_size: int = 500, skip_bad_images: bool = False, progress: bool = True) -> pd.DataFrame:
     """Predict every image into a submission CSV, logged as an artifact of a `predict` MLflow run."""
     import mlflow
-    with tracking.run(run_name="predict", tags={"approach": "predict"}):
+    from gz_experiments import experiment
+    with tracking.run(run_name="predict", tags={"approach": "predict"}, experiment_id=experiment.use()):
         tracking.log_params({"model_uri": model_uri, "images": str(images), "tta": tta,
                              "batch_size": batch_size, "skip_bad_images": skip_bad_images})
         out_path = writable_output(out)   # before any image: a bad path must not cost a whole prediction

@@ -2,15 +2,19 @@
 base64 JPEGs and answers the 37 named columns, preprocessed exactly as in training."""
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import shutil
-import tempfile
+import sys
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
+from mlflow.models.model import ModelInfo
+from mlflow.models.utils import _save_example
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from gz_experiments import tree
@@ -38,32 +42,44 @@ def requirements() -> list[str]:
     return pins
 
 
-def save(predictor: Predictor, path: Path) -> None:
+def save(predictor: Predictor, path: Path, mlflow_model: Model | None = None,
+         input_example_jpeg: bytes | None = None) -> None:
+    mlflow_model = mlflow_model or Model()
     # The Keras flavour only takes tensor signatures; ours (base64 JPEG in, named columns out) is set
     # on the MLmodel below, so its "saving without a signature" warning would mislead.
     quiet = logging.getLogger("mlflow.keras.save")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        mlflow.keras.save_model(predictor.model, str(path), pip_requirements=requirements())
+        mlflow.keras.save_model(predictor.model, str(path), mlflow_model=mlflow_model,
+                                pip_requirements=requirements())
     finally:
         quiet.setLevel(level)
     data = path / "data"
     (data / PREPROCESSING).write_text(json.dumps({"image_size": predictor.image_size, "crop": predictor.crop}))
     package = Path(__file__).parent
     shutil.copytree(package, path / "code" / package.name, ignore=shutil.ignore_patterns("__pycache__"))
-    mlmodel = Model.load(str(path / "MLmodel"))
-    conf = mlmodel.flavors["python_function"]
+    conf = mlflow_model.flavors["python_function"]
     conf.update(loader_module=__name__, data="data", code="code")
-    mlmodel.signature = SIGNATURE
-    mlmodel.save(str(path / "MLmodel"))
+    mlflow_model.signature = SIGNATURE
+    if input_example_jpeg is not None:   # what a serving request looks like, shown on the model's page
+        _save_example(mlflow_model, pd.DataFrame({"image": [base64.b64encode(input_example_jpeg).decode()]}),
+                      str(path))
+    mlflow_model.save(str(path / "MLmodel"))
 
 
-def log(predictor: Predictor, artifact_path: str = "model") -> str:
-    with tempfile.TemporaryDirectory() as tmp:
-        save(predictor, Path(tmp) / artifact_path)
-        mlflow.log_artifacts(str(Path(tmp) / artifact_path), artifact_path)
-    return f"runs:/{mlflow.active_run().info.run_id}/{artifact_path}"
+def save_model(path, mlflow_model: Model, predictor: Predictor, input_example_jpeg: bytes | None = None,
+               **_) -> None:
+    """`Model.log`'s flavour hook: this module is the flavour MLflow logs a LoggedModel with."""
+    save(predictor, Path(path), mlflow_model, input_example_jpeg)
+
+
+def log(predictor: Predictor, name: str = "model", input_example_jpeg: bytes | None = None) -> ModelInfo:
+    """The model as an MLflow 3 LoggedModel of the active run (the experiment's Models tab, with the
+    run's parameters and step-0 metrics); `runs:/<run_id>/model` and `models:/<model_id>` load it."""
+    return Model.log(None, name=name, flavor=sys.modules[__name__], flavor_name="keras", predictor=predictor,
+                     input_example_jpeg=input_example_jpeg,
+                     validate_serving_input=False)   # loading it back costs seconds; tests serve it instead
 
 
 def _load_pyfunc(data_path: str) -> Predictor:

@@ -27,14 +27,14 @@ _opened: list[str] = []   # runs this process's `run` started and has not ended,
 
 @contextlib.contextmanager
 def run(run_name: str | None = None, tags: dict | None = None, *, nested: bool = False,
-        parent_run_id: str | None = None):
+        parent_run_id: str | None = None, experiment_id: str | None = None):
     """The MLflow run to log into, ended FAILED (or KILLED, by a signal or Ctrl-C) with the error
     and a note when the block raises.
 
     Which run, explicitly: a child of `parent_run_id`, or of the active run with `nested=True` (a
     sweep's trial); else the active run if this module opened it (train inside that trial); else the
     run `mlflow run` created (MLFLOW_RUN_ID); else a new one. Someone else's active run is never
-    written into: the run becomes its child. Every run is tagged with this process's host, pid and
+    written into: the run becomes its child, in the parent's experiment unless `experiment_id` says. Every run is tagged with this process's host, pid and
     start time, so `close_orphaned_runs` can close it if the process dies without a word."""
     from gz_experiments import processes
     active = mlflow.active_run()
@@ -44,7 +44,9 @@ def run(run_name: str | None = None, tags: dict | None = None, *, nested: bool =
     elif active is None and parent_run_id is None and os.environ.get("MLFLOW_RUN_ID"):
         current = mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"])
     else:
-        current = mlflow.start_run(run_name=run_name, nested=active is not None, parent_run_id=parent_run_id)
+        parent = active.info if active is not None else (mlflow.get_run(parent_run_id).info if parent_run_id else None)
+        current = mlflow.start_run(run_name=run_name, nested=active is not None, parent_run_id=parent_run_id,
+                                   experiment_id=parent.experiment_id if parent else experiment_id)
     if not adopted:
         _opened.append(current.info.run_id)
     signals = processes.raise_on_stop_signals()

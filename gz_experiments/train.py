@@ -9,7 +9,8 @@ import keras
 import mlflow
 import numpy as np
 
-from gz_experiments import figures, models, serving, tracking
+from gz_experiments import (datasets, experiment, figures, metric_groups, models, registry, run_notes,
+                            serving, system_metrics, tracking)
 from gz_experiments.config import TrainConfig, flat_params
 from gz_experiments.data.dataset import PreparedData, prepare
 from gz_experiments.data.pipeline import make_dataset
@@ -86,14 +87,18 @@ class EpochLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         metrics = {tracking.KERAS_TO_METRIC[k]: float(v) for k, v in (logs or {}).items()
                    if k in tracking.KERAS_TO_METRIC}
-        mlflow.log_metrics(metrics, step=epoch + 1)
+        mlflow.log_metrics(metric_groups.per_epoch(metrics), step=epoch + 1)
 
 
 def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_test: bool = True,
           log_model: bool = True, progress: bool = True) -> dict[str, float]:
     """Train `config`'s approach, log everything to the active (or a new) MLflow run, return metrics."""
-    with tracking.run(run_name=config.approach, tags={"approach": config.approach}):
+    with tracking.run(run_name=config.approach, tags={"approach": config.approach},
+                      experiment_id=experiment.use(config.tracking.experiment)), \
+            system_metrics.sampled(config.tracking.system_metrics):
         tracking.log_params(flat_params(config))
+        run_notes.name_run(config)
+        run_notes.describe_training(config)
         started = time.perf_counter()
         pretrained = models.prepare_weights(config.model)   # before data work: an offline download fails fast
         data = prepare(config.data, config.seed, progress=progress)
@@ -110,10 +115,14 @@ def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_
         predictor = Predictor(model, config.data.image_size, config.data.crop)
         if evaluate_test:
             metrics.update(evaluate_split(predictor, data.test.images, data.test.labels, config.tta))
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics(metric_groups.grouped(metrics))
         tracking.log_figure(figures.learning_curves(history, f"{config.approach}: loss and RMSE"), "learning_curves.png")
         if log_model:
-            serving.log(predictor)
+            serving.log(predictor, input_example_jpeg=data.source.images.read(int(data.test.ids[0])))
+            if config.tracking.register and evaluate_test:   # a sweep registers its best trial once tested
+                registry.register(config.tracking.register, mlflow.active_run().info.run_id,
+                                  metrics.get("test_rmse"))
+        run_notes.describe_training(config, {n: len(getattr(data, n)) for n in ("train", "val", "test")}, metrics)
         return metrics
 
 
@@ -149,6 +158,7 @@ def fit(model, data: PreparedData, config: TrainConfig, callbacks, progress: boo
 def log_data(data: PreparedData, config: TrainConfig) -> None:
     mlflow.log_params({"data_fingerprint": data.fingerprint, "data_path": str(data.source.root),
                        "n_train_used": len(data.train), "n_val_used": len(data.val), "n_test_used": len(data.test)})
-    mlflow.log_metric("n_bad_images", len(data.bad))
+    mlflow.log_param("n_bad_images", len(data.bad))   # a param: a metric would be a lone bar, mostly 0
+    datasets.log_splits(data.source, {n: getattr(data, n).ids for n in ("train", "val", "test")}, config.data.data_dir)
     tracking.log_frame(data.split_frame(), "split.csv")
     tracking.log_figure(figures.training_samples(data, config), "input_samples.png")

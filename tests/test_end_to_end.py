@@ -41,7 +41,7 @@ SPLIT_PARAMS = ("data_dir", "n_train", "n_val", "n_test", "seed")
 LOGGED_PARAMS = ("approach", "image_size", "crop", "architecture", "dropout", "batch_size", "epochs", "optimizer",
                  "learning_rate", "n_train", "n_val", "n_test", "seed", "data_fingerprint")
 EPOCH_METRICS = ("train_loss", "train_rmse", "val_loss", "val_rmse")
-TEST_METRICS = ("test_rmse", "test_rmse_tta", *(f"test_rmse_q{q}" for q in range(1, 12)))
+TEST_METRICS = ("test_rmse", "test_rmse_tta", *(f"per_question/test_rmse_q{q}" for q in range(1, 12)))
 RUN_ID = re.compile(r"run with ID '([0-9a-f]{32})'")
 
 
@@ -160,11 +160,15 @@ def test_run_finishes_with_every_parameter_and_metric(trained, project):
         assert 0 < run.data.metrics[name] < 1, name
 
 
-def test_run_logs_model_figures_and_split(trained, project, synthetic_dir):
+def test_run_logs_model_figures_and_split(trained, project, synthetic_dir, use_project_store):
     approach, run, params = trained
     run_id = run.info.run_id
     names = {a.path for a in project.client.list_artifacts(run_id)}
-    assert {"model", "learning_curves.png", "input_samples.png", "split.csv"} <= names
+    assert {"learning_curves.png", "input_samples.png", "split.csv"} <= names
+    # the model is a LoggedModel of the run (MLflow 3), which runs:/<run_id>/model still reaches (below;
+    # MLflow resolves it with the default tracking URI, hence use_project_store)
+    [logged] = project.client.search_logged_models([run.info.experiment_id], f"source_run_id = '{run_id}'")
+    assert logged.name == "model"
     for figure in ("learning_curves.png", "input_samples.png"):
         data = project.download(run_id, figure).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5_000, figure
@@ -252,7 +256,8 @@ def test_baseline_scores_the_mean_on_the_training_split(project, synthetic_dir):
     mean = labels.loc[ids_of["train"]].to_numpy().mean(axis=0)
     expected = np.sqrt(((labels.loc[ids_of["test"]].to_numpy() - mean) ** 2).mean())
     assert run.data.metrics["test_rmse"] == pytest.approx(expected, abs=1e-6)
-    assert {f"test_rmse_q{q}" for q in range(1, 12)} <= set(run.data.metrics)
+    assert {f"per_question/test_rmse_q{q}" for q in range(1, 12)} <= set(run.data.metrics)
+    assert "val_rmse" not in run.data.metrics and "best_val_rmse" in run.data.metrics   # no lone step-0 point
 
 
 def test_evaluate_scores_a_logged_model_on_a_folder(project, synthetic_dir, use_project_store):
@@ -261,7 +266,7 @@ def test_evaluate_scores_a_logged_model_on_a_folder(project, synthetic_dir, use_
     uri = f"runs:/{trained_id}/model"
     evaluate_id, done = project.run("evaluate", model_uri=uri, data_dir=str(synthetic_dir))
     metrics = project.client.get_run(evaluate_id).data.metrics
-    assert {"test_rmse", "test_rmse_tta", *(f"test_rmse_q{q}" for q in range(1, 12))} <= set(metrics)
+    assert set(TEST_METRICS) <= set(metrics)
     printed = re.search(r"^\s*test_rmse\s+([0-9.]+)$", done.stdout, re.M)
     assert printed, f"evaluate printed no test_rmse:\n{done.stdout[-2000:]}"
     assert float(printed.group(1)) == pytest.approx(metrics["test_rmse"], abs=1e-4)

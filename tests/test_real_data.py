@@ -41,7 +41,7 @@ def test_short_cnn_cropped_run_trains_and_scores(real_data_dir):
     assert int(run.data.params["n_train_used"]) == 300
     assert 0 < metrics["test_rmse"] < 0.30
     assert run.data.metrics["test_rmse"] == pytest.approx(metrics["test_rmse"])
-    assert all(np.isfinite(run.data.metrics[f"test_rmse_q{q}"]) for q in range(1, 12))
+    assert all(np.isfinite(run.data.metrics[f"per_question/test_rmse_q{q}"]) for q in range(1, 12))
 
 
 def test_baseline_on_the_real_split(real_data_dir):
@@ -49,4 +49,4 @@ def test_baseline_on_the_real_split(real_data_dir):
         "data_dir": str(real_data_dir), "n_train": 5866, "n_val": 1000, "n_test": 1000, "seed": 42})
     metrics = baseline(config)
     assert 0.14 <= metrics["test_rmse"] <= 0.20
-    assert 0.14 <= metrics["val_rmse"] <= 0.20
+    assert 0.14 <= metrics["best_val_rmse"] <= 0.20

@@ -9,7 +9,7 @@ import warnings
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from gz_experiments import tracking
+from gz_experiments import metric_groups, registry, tracking
 from gz_experiments.config import flat_params, override
 from gz_experiments.sweep.options import SweepOptions
 from gz_experiments.sweep.study import safe_url
@@ -48,7 +48,9 @@ def summarize(study, config, claim) -> dict:
     copy_model(best_run)
     with claim():
         test = test_metrics(study, best, config)
-    mlflow.log_metrics(test)
+    mlflow.log_metrics(metric_groups.grouped(test))
+    if config.tracking.register:
+        registry.register(config.tracking.register, best_run, test.get("test_rmse"))
     return {**summary, "best_trial": best.number, "best_val_rmse": best.value,
             **{f"best_{k}": v for k, v in best.params.items()},
             **{k: v for k, v in test.items() if "_q" not in k}}

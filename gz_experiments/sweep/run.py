@@ -19,7 +19,7 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
     import experiments
     import mlflow
 
-    from gz_experiments import tracking
+    from gz_experiments import experiment, tracking
     from gz_experiments.search import validate_space, without_fixed
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # a bar per model copy
     module = experiments.load(options.approach)
@@ -31,7 +31,8 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
     space = without_fixed(module.SEARCH_SPACE if search_space is None else search_space, set(fixed or {}))
     validate_space(space, config)
     study = open_study(options, config, fixed or {})
-    with tracking.run(run_name=f"sweep-{options.name}", tags={"approach": f"sweep:{options.approach}"}):
+    with tracking.run(run_name=f"sweep-{options.name}", tags={"approach": f"sweep:{options.approach}"},
+                      experiment_id=experiment.use(config.tracking.experiment)):
         # mlflow issue 15713: `mlflow run` hands the parent over in MLFLOW_RUN_ID; once it is
         # active, drop it so that no nested start_run (or child process) resumes the parent.
         os.environ.pop("MLFLOW_RUN_ID", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 
-from gz_experiments.config import ConfigError, flat_params, override
+from gz_experiments.config import TRACKING_FIELDS, ConfigError, flat_params, override
 from gz_experiments.sweep.claim import ClaimLock
 from gz_experiments.sweep.options import SweepOptions
 
@@ -24,6 +24,8 @@ def open_study(options: SweepOptions, config, fixed: dict[str, str]):
             study = optuna.create_study(storage=storage, study_name=options.name, direction="minimize",
                                         sampler=make_sampler(options), pruner=make_pruner(options),
                                         load_if_exists=True)
+            if study.metric_names != ["val_rmse"]:   # optuna-dashboard labels the objective with it
+                study.set_metric_names(["val_rmse"])
     check_same_setup(study, options, config, fixed)
     return study
 
@@ -92,7 +94,8 @@ def check_same_setup(study, options: SweepOptions, config, fixed: dict[str, str]
     """A resumed study must sweep the same approach with the same fixed settings, or its trials
     are not comparable: refuse clearly rather than mix them."""
     flat = flat_params(override(config, fixed))   # idempotent when config already has them
-    setup = {"approach": options.approach, **{k.split("[")[0]: str(flat.get(k.split("[")[0])) for k in fixed}}
+    setup = {"approach": options.approach, **{k.split("[")[0]: str(flat.get(k.split("[")[0])) for k in fixed
+                                              if k not in TRACKING_FIELDS}}   # where results go may change
     recorded = study.user_attrs.get("setup")
     if recorded is None:
         study.set_user_attr("setup", setup)

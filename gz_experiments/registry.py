@@ -1,0 +1,83 @@
+"""The model registry: `register=<name>` makes a run's logged model a new version of <name>, and the
+alias `champion` follows the best version — moved only when the new one has a lower test RMSE on the
+same test data (equal testing-dataset digest, see `datasets`), so `models:/<name>@champion` is always
+the best model known for that data."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from gz_experiments import datasets
+
+CHAMPION = "champion"
+TEST_RMSE_TAG, TEST_DATA_TAG = "test_rmse", "test_data_digest"
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the champion decision needs of a version: its test RMSE and the data it was measured on."""
+    version: str
+    test_rmse: float | None
+    test_data: str | None
+
+
+def champion_decision(candidate: Standing, holder: Standing | None) -> tuple[bool, str]:
+    """(move the alias to `candidate`?, why) — the sentence is what the user reads."""
+    if holder is None:
+        return True, f"version {candidate.version} is the first {CHAMPION}"
+    if candidate.test_rmse is None or candidate.test_data is None:
+        return False, (f"version {candidate.version} has no test RMSE on a logged test split; "
+                       f"{CHAMPION} stays version {holder.version}")
+    if holder.test_data != candidate.test_data or holder.test_rmse is None:
+        return False, (f"version {candidate.version} was tested on other data than {CHAMPION} version "
+                       f"{holder.version} (test split digest {candidate.test_data} vs {holder.test_data}): "
+                       f"not comparable, alias left")
+    if candidate.test_rmse < holder.test_rmse:
+        return True, (f"version {candidate.version} (test RMSE {candidate.test_rmse:.4f}) beats "
+                      f"version {holder.version} ({holder.test_rmse:.4f}) on the same test data")
+    return False, (f"version {candidate.version} (test RMSE {candidate.test_rmse:.4f}) does not beat "
+                   f"{CHAMPION} version {holder.version} ({holder.test_rmse:.4f}); alias left")
+
+
+def register(name: str, run_id: str, test_rmse: float | None, model_id: str | None = None) -> tuple[str, bool, str]:
+    """Register the run's logged model (or `model_id`) under `name`, then decide the champion;
+    returns (version, moved, why), which is also printed and tagged on the run and the version."""
+    client = MlflowClient()
+    already = client.get_run(run_id).data.tags.get("registered_model", "")
+    if already.startswith(f"{name}/"):   # another sweep worker, or a resumed study, registered it
+        print(f"the model of run {run_id} is already {name} version {already.split('/')[-1]}")
+        return already.split("/")[-1], False, "already registered"
+    model_id = model_id or logged_model_id(client, run_id)
+    test_data = datasets.testing_digest(run_id)
+    tags = {TEST_DATA_TAG: test_data or "none", "source_run_id": run_id,
+            **({TEST_RMSE_TAG: f"{test_rmse:.6g}"} if test_rmse is not None else {})}
+    version = mlflow.register_model(f"models:/{model_id}", name, tags=tags).version
+    candidate = Standing(str(version), test_rmse, test_data)
+    moved, why = champion_decision(candidate, holder_of(client, name))
+    if moved:
+        client.set_registered_model_alias(name, CHAMPION, str(version))
+    client.set_model_version_tag(name, str(version), "champion_decision", why)
+    client.set_tag(run_id, "registered_model", f"{name}/{version}")
+    print(f"registered {name} version {version}; {why}")
+    return str(version), moved, why
+
+
+def holder_of(client: MlflowClient, name: str) -> Standing | None:
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:   # no alias yet
+        return None
+    rmse = version.tags.get(TEST_RMSE_TAG)
+    return Standing(str(version.version), float(rmse) if rmse else None, version.tags.get(TEST_DATA_TAG))
+
+
+def logged_model_id(client: MlflowClient, run_id: str, name: str = "model") -> str:
+    experiment_id = client.get_run(run_id).info.experiment_id
+    models = client.search_logged_models(experiment_ids=[experiment_id],
+                                         filter_string=f"name = '{name}' AND source_run_id = '{run_id}'")
+    if not models:
+        raise MlflowException(f"run {run_id} has no logged model named {name!r} to register")
+    return models[0].model_id

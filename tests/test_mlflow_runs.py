@@ -1,0 +1,189 @@
+"""Runs that read right in the MLflow UI, against a real sqlite store: the experiment (kind tag and
+description, and which one wins), run names and descriptions, dataset inputs, the LoggedModel and its
+registration with the `champion` alias, system metrics, and UI-grouped metric names."""
+from __future__ import annotations
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+import experiments
+from conftest import tiny_overrides
+from gz_experiments import experiment, metric_groups, registry, run_notes
+from gz_experiments.config import ConfigError, override
+from gz_experiments.registry import Standing, champion_decision
+
+KIND = experiment.KIND_TAG
+
+
+# ---- fast: no training -------------------------------------------------------------------------
+
+def test_experiment_is_model_training_with_a_description(monkeypatch):
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    chosen = MlflowClient().get_experiment(experiment.use(None))
+    assert chosen.name == "galaxy-zoo"
+    assert chosen.tags[KIND] == "custom_model_development" and "Galaxy Zoo" in chosen.tags["mlflow.note.content"]
+    assert MlflowClient().get_experiment(experiment.use("mine")).name == "mine"
+
+
+def test_environment_beats_the_parameter_and_a_user_description_stays(monkeypatch):
+    client = MlflowClient()
+    existing = client.create_experiment("team", tags={"mlflow.note.content": "ours"})
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "team")
+    assert experiment.use("mine") == existing
+    tags = client.get_experiment(existing).tags
+    assert tags["mlflow.note.content"] == "ours" and tags[KIND] == "custom_model_development"
+
+
+def test_an_existing_run_keeps_its_experiment_which_is_made_ready(monkeypatch, capsys):
+    """Under `mlflow run` the run exists (MLFLOW_RUN_ID), e.g. in Default: only tag its experiment."""
+    run = MlflowClient().create_run("0")
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+    assert experiment.use("elsewhere") is None
+    assert MlflowClient().get_experiment("0").tags[KIND] == "custom_model_development"
+    assert "mlflow run --experiment-name elsewhere" in capsys.readouterr().err
+
+
+def test_a_deleted_experiment_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    MlflowClient().delete_experiment(MlflowClient().create_experiment("gone"))
+    with pytest.raises(ConfigError, match="'gone' is deleted"):
+        experiment.use("gone")
+    with pytest.raises(ConfigError, match="experiment"):
+        override(experiments.load("cnn_cropped").CONFIG, experiment=" ")
+
+
+def test_run_names_show_what_differs_and_tell_alike_runs_apart():
+    config = override(experiments.load("cnn_cropped").CONFIG, epochs=5, dropout=0.3, n_train=96)
+    names = {run_notes.run_name(config, run_id) for run_id in ("1a2b" + "0" * 28, "9f8e" + "0" * 28)}
+    assert len(names) == 2
+    assert all(n.startswith("cnn_cropped dropout=0.3 epochs=5 n_train=96 #") for n in names), names
+    assert run_notes.run_name(experiments.load("cnn_cropped").CONFIG, "abcd" * 8) == "cnn_cropped #abcd"
+
+
+def test_tracking_parameters_pass_as_flat_names():
+    config = override(experiments.load("cnn_full").CONFIG, experiment="x", register="gz", system_metrics="false")
+    assert (config.tracking.experiment, config.tracking.register, config.tracking.system_metrics) == ("x", "gz", False)
+    assert override(config, register="none").tracking.register is None
+
+
+def test_per_question_rmse_get_their_own_section_and_curves_come_first():
+    logged = metric_groups.grouped({"test_rmse": 0.1, "test_rmse_q3": 0.2, "test_rmse_tta_q11": 0.3})
+    assert logged == {"test_rmse": 0.1, "per_question/test_rmse_q3": 0.2, "per_question/test_rmse_tta_q11": 0.3}
+    epoch = metric_groups.per_epoch({"val_rmse": 0.2})
+    assert epoch == {"val_rmse": 0.2, "per_epoch/val_rmse": 0.2}
+    # MLflow's UI shows prefixed sections sorted by name, then the unprefixed "Model metrics"
+    assert sorted([metric_groups.QUESTION_GROUP, metric_groups.EPOCH_GROUP])[0] == metric_groups.EPOCH_GROUP
+
+
+@pytest.mark.parametrize("candidate, holder, moves", [
+    (Standing("1", 0.20, "d1"), None, True),                         # first version: champion
+    (Standing("2", 0.15, "d1"), Standing("1", 0.20, "d1"), True),     # better on the same data
+    (Standing("2", 0.25, "d1"), Standing("1", 0.20, "d1"), False),    # worse
+    (Standing("2", 0.20, "d1"), Standing("1", 0.20, "d1"), False),    # a tie keeps the holder
+    (Standing("2", 0.05, "d2"), Standing("1", 0.20, "d1"), False),    # other test data: not comparable
+    (Standing("2", None, None), Standing("1", 0.20, "d1"), False),    # never tested
+])
+def test_champion_moves_only_for_a_better_model_on_the_same_data(candidate, holder, moves):
+    moved, why = champion_decision(candidate, holder)
+    assert moved is moves and f"version {candidate.version}" in why
+    if holder is not None and not moves:
+        assert f"version {holder.version}" in why   # says which version keeps the alias
+
+
+# ---- slow: real training -----------------------------------------------------------------------
+
+def _train(synthetic_dir, **more):
+    from gz_experiments.train import train
+    config = override(experiments.load("cnn_cropped").CONFIG, tiny_overrides(synthetic_dir, **more))
+    metrics = train(config, progress=False)
+    return mlflow.get_run(mlflow.last_active_run().info.run_id), metrics
+
+
+@pytest.mark.slow
+def test_a_training_run_reads_right_in_the_ui(synthetic_dir, monkeypatch):
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    client = MlflowClient()
+    first, metrics = _train(synthetic_dir, register="gz")
+    second, _ = _train(synthetic_dir, register="gz", system_metrics="false", epochs=2)
+
+    assert client.get_experiment(first.info.experiment_id).tags[KIND] == "custom_model_development"
+    assert first.info.run_name != second.info.run_name and first.info.run_name.startswith("cnn_cropped ")
+    note = first.data.tags["mlflow.note.content"]
+    assert "cnn_cropped" in note and "96 train / 32 validation / 32 test" in note
+    assert f"test RMSE **{metrics['test_rmse']:.4f}**" in note
+
+    inputs = {i.tags[0].value: i.dataset for i in first.inputs.dataset_inputs}
+    assert set(inputs) == {"training", "validation", "testing"}
+    assert inputs["testing"].name == f"{synthetic_dir.name}-test" and str(synthetic_dir) in inputs["testing"].source
+    same = {i.tags[0].value: i.dataset.digest for i in second.inputs.dataset_inputs}
+    assert same == {context: dataset.digest for context, dataset in inputs.items()}   # same data, same digests
+
+    [model] = client.search_logged_models([first.info.experiment_id], f"source_run_id = '{first.info.run_id}'")
+    assert model.name == "model" and model.status.name == "READY"
+    assert client.get_logged_model(model.model_id).metrics   # linked to the run's test metrics
+
+    assert "system/cpu_utilization_percentage" in first.data.metrics
+    assert "system/system_memory_usage_megabytes" in first.data.metrics
+    assert not any(k.startswith("system/") for k in second.data.metrics)
+
+    assert "n_bad_images" in first.data.params and "n_bad_images" not in first.data.metrics
+    assert [m.step for m in client.get_metric_history(second.info.run_id, "per_epoch/val_rmse")] == [1, 2]
+    assert "per_question/test_rmse_q1" in first.data.metrics and "test_rmse_q1" not in first.data.metrics
+
+    versions = {str(v.version): v for v in client.search_model_versions("name = 'gz'")}
+    assert set(versions) == {"1", "2"}
+    champion = str(client.get_model_version_by_alias("gz", registry.CHAMPION).version)
+    better = mlflow.get_run(second.info.run_id).data.metrics["test_rmse"] < metrics["test_rmse"]
+    assert champion == ("2" if better else "1")
+    assert versions["2"].tags["test_data_digest"] == inputs["testing"].digest
+
+
+@pytest.mark.slow
+def test_evaluate_and_predict_take_registry_uris(synthetic_dir, tmp_path):
+    from gz_experiments.evaluate import evaluate
+    from gz_experiments.predict import predict
+    _, metrics = _train(synthetic_dir, register="gz", tta="false")
+    for uri in ("models:/gz@champion", "models:/gz/1"):
+        scored = evaluate(uri, str(synthetic_dir), tta=False, progress=False)
+        assert 0 < scored["test_rmse"] < 1
+        run = mlflow.get_run(mlflow.last_active_run().info.run_id)
+        [scored_data] = run.inputs.dataset_inputs
+        assert scored_data.tags[0].value == "evaluation" and "per_question/test_rmse_q1" in run.data.metrics
+    frame = predict("models:/gz@champion", str(synthetic_dir), str(tmp_path / "out.csv"), progress=False)
+    assert len(frame) == 8 and (tmp_path / "out.csv").is_file()
+
+
+@pytest.mark.slow
+def test_baseline_logs_its_split_and_no_lone_curve_point(synthetic_dir):
+    from gz_experiments.baseline import baseline
+    config = override(experiments.load("cnn_cropped").CONFIG, tiny_overrides(synthetic_dir))
+    metrics = baseline(config)
+    run = mlflow.get_run(mlflow.last_active_run().info.run_id)
+    assert "val_rmse" not in run.data.metrics and run.data.metrics["best_val_rmse"] == metrics["best_val_rmse"]
+    assert {i.tags[0].value for i in run.inputs.dataset_inputs} == {"training", "validation", "testing"}
+    assert run.info.run_name.startswith("baseline") and "floor" in run.data.tags["mlflow.note.content"]
+
+
+@pytest.mark.slow
+def test_a_sweep_registers_its_best_trial_and_crowns_it(synthetic_dir, tmp_path, monkeypatch):
+    import optuna
+
+    from gz_experiments.search import Float
+    from gz_experiments.sweep import parse_options, sweep
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    tokens = {"approach": "cnn_cropped", "n_trials": "2", "study_name": "crown", "register": "gz",
+              "storage": f"sqlite:///{tmp_path / 'optuna.db'}", **tiny_overrides(synthetic_dir, crop=250)}
+    options, fixed = parse_options(tokens)
+    sweep(options, fixed, search_space={"learning_rate": Float(1e-3, 1e-2, log=True)})
+
+    best = optuna.load_study(study_name="crown", storage=options.storage).best_trial
+    best_run = MlflowClient().get_run(best.user_attrs["mlflow_run_id"])
+    parent = MlflowClient().get_run(best_run.data.tags["mlflow.parentRunId"])
+    assert best_run.info.experiment_id == parent.info.experiment_id   # trials nest in the parent's experiment
+    assert MlflowClient().get_experiment(parent.info.experiment_id).name == "galaxy-zoo"
+    [version] = MlflowClient().search_model_versions("name = 'gz'")
+    assert version.run_id == best_run.info.run_id
+    assert float(version.tags["test_rmse"]) == pytest.approx(parent.data.metrics["test_rmse"], rel=1e-5)
+    assert str(MlflowClient().get_model_version_by_alias("gz", "champion").version) == str(version.version)
