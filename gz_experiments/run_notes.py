@@ -54,7 +54,9 @@ def describe_training(config: TrainConfig, split_sizes: dict[str, int] | None = 
     """What was trained, on which data and (once known) the result, as the run's description."""
     model, data = config.model, config.data
     view = f"central {data.crop} px crop" if data.crop else "whole 424 px frame"
-    lines = [f"**{config.approach}** ({model.architecture}: filters {_tuple(model.filters)}, dense "
+    filters = getattr(model.body, "filters", None)   # resnet's body has a fixed shape
+    body = f"filters {_tuple(filters)}, " if filters else ""
+    lines = [f"**{config.approach}** ({model.architecture}: {body}dense "
              f"{_tuple(model.dense)}, dropout {model.dropout}, {model.output} output) on {data.image_size}² "
              f"images from the {view}; {config.optimizer} at learning rate {config.learning_rate}, batch "
              f"{config.batch_size}, {config.epochs} epochs.",
