@@ -14,13 +14,13 @@ from gz_experiments.predictor import score
 
 
 def baseline(config: TrainConfig) -> dict[str, float]:
-    """Same split as `train` for the same data_dir, n_* and seed; decodes no image."""
+    """Same split as `train` for the same data_dir, n_* and split_seed; decodes no image."""
     with tracking.run(run_name="baseline", tags={"approach": "baseline"}):
         data = config.data
         tracking.log_params({"approach": "baseline", "data_dir": data.data_dir, "n_train": data.n_train,
-                             "n_val": data.n_val, "n_test": data.n_test, "seed": config.seed})
+                             "n_val": data.n_val, "n_test": data.n_test, "split_seed": data.split_seed})
         source = open_source(resolve_data_dir(data))   # the data set `train` uses (see prepare)
-        ids = split_ids(source.labels.index, data.n_train, data.n_val, data.n_test, config.seed, str(source.root))
+        ids = split_ids(source.labels.index, data.n_train, data.n_val, data.n_test, data.split_seed, str(source.root))
         labels = {name: source.labels.loc[ids[name]].to_numpy(np.float64) for name in SPLITS}
         mean = labels["train"].mean(axis=0)
         metrics = {**score(labels["test"], np.broadcast_to(mean, labels["test"].shape)),

@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-EXPECTED_ERRORS = ("ConfigError", "DataError", "WeightsError", "ImageError", "SearchSpaceError")
+EXPECTED_ERRORS = ("ConfigError", "DataError", "WeightsError", "ImageError", "SearchSpaceError", "ReportError")
 
 
 def parse_overrides(tokens: list[str]) -> dict[str, str]:
@@ -37,9 +37,32 @@ def cmd_train(args, rest) -> None:
     if "--help-params" in rest:
         _print_params(experiments.load(args.approach).CONFIG)
         return
-    config = override(experiments.load(args.approach).CONFIG, parse_overrides(rest))
+    from gz_experiments.seeds import split_seeds
+    overrides, seeds = split_seeds(parse_overrides(rest))
+    config = override(experiments.load(args.approach).CONFIG, overrides)
+    if seeds:
+        return train_each_seed(config, seeds)
     from gz_experiments.train import train   # after validation: a bad parameter fails before TensorFlow loads
     _print_metrics(train(config))
+
+
+def train_each_seed(config, seeds: tuple[int, ...]) -> None:
+    """`seeds=1,2,3`: one nested run per seed under one parent run, every one on the split of
+    `split_seed`; each run's metrics are printed as it ends."""
+    import mlflow
+    from gz_experiments import tracking
+    from gz_experiments.config import override
+    from gz_experiments.train import train
+    with tracking.run(run_name=f"{config.approach}-seeds", tags={"approach": f"seeds:{config.approach}"}) as parent:
+        os.environ.pop("MLFLOW_RUN_ID", None)   # mlflow issue 15713: nested runs must not resume the parent
+        mlflow.set_tag("seeds", ",".join(map(str, seeds)))
+        for seed in seeds:
+            with mlflow.start_run(nested=True, run_name=f"{config.approach}-seed{seed}",
+                                  experiment_id=parent.info.experiment_id):
+                metrics = train(override(config, seed=seed))
+            mlflow.log_metric(f"test_rmse/seed_{seed}", metrics.get("test_rmse", float("nan")))
+            print(f"seed {seed}:")
+            _print_metrics(metrics)
 
 
 def _print_params(config) -> None:
@@ -69,6 +92,12 @@ def cmd_evaluate(args, rest) -> None:
                             skip_bad_images=_parse("skip_bad_images", options.get("skip_bad_images", "false"), bool)))
 
 
+def cmd_report(args, rest) -> None:
+    from gz_experiments.report import parse_options, report
+    options, fixed = parse_options(parse_overrides(rest))
+    print(report(options, fixed)["summary"])
+
+
 def cmd_synthetic(args, rest) -> None:
     from gz_experiments.synthetic import generate
     path = generate(args.out, args.n, seed=args.seed, n_test=args.n_test)
@@ -93,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=cmd_train)
     commands.add_parser("baseline", help="log the mean-prediction floor on the same split").set_defaults(run=cmd_baseline)
     commands.add_parser("evaluate", help="evaluate model_uri=… data_dir=…").set_defaults(run=cmd_evaluate)
+    commands.add_parser("report", help="the report's table: report data_dir=… [approaches=…] [seeds=…] "
+                                       "[from=RUN_ID] [key=value for every approach]").set_defaults(run=cmd_report)
     synthetic = commands.add_parser("synthetic", help="write a synthetic data set in the competition layout")
     synthetic.add_argument("--out", required=True)
     synthetic.add_argument("--n", type=int, default=2000)

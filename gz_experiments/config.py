@@ -34,6 +34,7 @@ class DataConfig:
     n_train: int | None = 8000    # None ("all"): every galaxy left after val and test
     n_val: int = 2000
     n_test: int = 2000
+    split_seed: int = 42          # draws the split; apart from `seed` (initialisation, shuffling, augmentation)
     crop: int | None = None       # centre crop of the 424-pixel frame before resizing; None = whole
     image_size: int = 100
     skip_bad_images: bool = False
@@ -131,6 +132,8 @@ def _check(name: str, value) -> None:
         raise ConfigError(f"parameter {name!r} must be one of {', '.join(CHOICES[name])}; got {value!r}")
     if name in AT_LEAST_ONE and value is not None and value < 1:
         raise ConfigError(f"parameter {name!r} must be at least 1, got {value}")
+    if name == "split_seed" and value < 0:
+        raise ConfigError(f"parameter 'split_seed' must be 0 or more, got {value}")
     if name == "dropout" and not 0 <= value < 1:
         raise ConfigError(f"parameter 'dropout' must be in [0, 1), got {value}")
     if name == "learning_rate" and not value > 0:

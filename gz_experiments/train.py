@@ -60,7 +60,7 @@ def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_
         tracking.log_params(flat_params(config))
         started = time.perf_counter()
         weights_file = pretrained.resolve(config.model.weights) if config.model.architecture == "resnet" else None
-        data = prepare(config.data, config.seed, progress=progress)
+        data = prepare(config.data, progress=progress)
         log_data(data, config)
         with precision_policy(config.precision), distribution_strategy().scope():
             model = compile_model(config, -(-len(data.train) // config.batch_size), weights_file)

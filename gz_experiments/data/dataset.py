@@ -51,9 +51,9 @@ def resolve_data_dir(cfg: DataConfig, seed: int = 0) -> Path:
     return synthetic.generate(cache_root() / "synthetic" / f"n{n}-seed{seed}", n, seed=seed)
 
 
-def prepare(cfg: DataConfig, seed: int, progress: bool = True) -> PreparedData:
+def prepare(cfg: DataConfig, *, progress: bool = True) -> PreparedData:
     source = open_source(resolve_data_dir(cfg))
-    ids = split_ids(source.labels.index, cfg.n_train, cfg.n_val, cfg.n_test, seed, where=str(source.root))
+    ids = split_ids(source.labels.index, cfg.n_train, cfg.n_val, cfg.n_test, cfg.split_seed, where=str(source.root))
     wanted = np.concatenate([ids[name] for name in SPLITS])
     cached = load_or_build(source.images, wanted, cfg.image_size, cfg.crop, cfg.skip_bad_images, progress)
     splits, start = {}, 0
