@@ -10,6 +10,7 @@ matplotlib.use("Agg")   # no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 BASELINE = "baseline"
 
@@ -67,7 +68,7 @@ def curves_figure(results):
         level = result.metrics.get("best_val_rmse", result.metrics.get("val_rmse"))
         if result.approach == BASELINE and level is not None:
             axis.axhline(level, ls="--", color="grey", label="baseline (mean)")
-    axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("epoch")
     axis.set_ylabel("validation RMSE")
     axis.set_title("validation RMSE per epoch")
