@@ -142,9 +142,9 @@ def report(options: ReportOptions, fixed: dict[str, str]) -> dict:
     check_weights(jobs)
     with tracking.run(run_name="report", tags={"approach": "report"}) as parent:
         os.environ.pop("MLFLOW_RUN_ID", None)   # mlflow issue 15713: nested runs must not resume the parent
-        mlflow.log_params({"approaches": ",".join(options.approaches),
-                           "seeds": ",".join(map(str, options.seeds)) or "none",
-                           **{f"set.{k}": v for k, v in fixed.items()}})
+        tracking.log_params({"approaches": ",".join(options.approaches),
+                             "seeds": ",".join(map(str, options.seeds)) or "none",
+                             **{f"set.{k}": v for k, v in fixed.items()}})
         failed = {}
         for job in jobs:
             fingerprint = data_fingerprint(job.config, fingerprints)
