@@ -188,3 +188,13 @@ def test_split_seed_draws_the_split_and_seed_does_not(synthetic_dir):
     assert set(seed_1.query("split == 'test'")["GalaxyID"]) == set(ids["test"])
     with pytest.raises(ConfigError, match="split_seed"):
         override(base, split_seed=-1)
+
+
+def test_missing_resnet_weights_fail_before_anything_trains(tmp_path):
+    from gz_experiments.report import check_weights
+    from gz_experiments.weights import WeightsError
+    jobs = plan(*parse_options({"approaches": "baseline,cnn_cropped,resnet",
+                                "resnet.weights": str(tmp_path / "missing.weights.h5")}))
+    with pytest.raises((ConfigError, WeightsError), match="missing.weights.h5"):
+        check_weights(jobs)
+    check_weights([j for j in jobs if j.approach != "resnet"])   # the others need none
