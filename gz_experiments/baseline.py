@@ -16,8 +16,8 @@ def baseline(config: TrainConfig) -> dict[str, float]:
                       experiment_id=experiment.use(config.tracking.experiment)):
         data = config.data
         tracking.log_params({"approach": "baseline", "data_dir": data.data_dir, "n_train": data.n_train or "all",
-                             "n_val": data.n_val, "n_test": data.n_test, "seed": config.seed})
-        selection = select(data, config.seed)   # the data set and split `train` uses
+                             "n_val": data.n_val, "n_test": data.n_test, "split_seed": data.split_seed})
+        selection = select(data)   # the data set and split `train` uses
         mean = selection.labels("train").astype(np.float64).mean(axis=0)
         test, val = selection.labels("test"), selection.labels("val")
         metrics = {**score(test, np.broadcast_to(mean, test.shape)),
@@ -27,7 +27,7 @@ def baseline(config: TrainConfig) -> dict[str, float]:
                            "labels_hash": selection.source.labels_hash[:16]})
         mlflow.log_metrics(metric_groups.grouped(metrics))
         datasets.log_splits(selection.source, selection.ids, data.data_dir)
-        run_notes.name_run(config, "baseline", keys={"n_train", "n_val", "n_test", "seed"})
+        run_notes.name_run(config, "baseline", keys={"n_train", "n_val", "n_test", "split_seed"})
         run_notes.describe_baseline(config, {name: len(ids) for name, ids in selection.ids.items()}, metrics)
         tracking.log_frame(split_frame(selection.ids), "split.csv")
         return metrics

@@ -70,7 +70,13 @@ def cmd_train(tokens: list[str]) -> None:
     if "--help-params" in tokens:
         _print_params(experiments.load(approach).CONFIG)
         return
-    config = with_data_folder(_ready(override(experiments.load(approach).CONFIG, _given(tokens))))
+    from gz_experiments.seeds import split_seeds
+    overrides, seeds = split_seeds(_given(tokens))
+    config = with_data_folder(_ready(override(experiments.load(approach).CONFIG, overrides)))
+    if seeds:
+        from gz_experiments.seeds import train_each_seed
+        train_each_seed(config, seeds, show=_print_metrics)
+        return
     from gz_experiments.train import train   # after validation: a bad parameter fails before TensorFlow loads
     _print_metrics(train(config))
 
@@ -113,6 +119,13 @@ def cmd_sweep(tokens: list[str]) -> None:
           f"optuna-dashboard {safe_url(options.storage)}   and: mlflow ui")
 
 
+def cmd_report(tokens: list[str]) -> None:
+    """report data_dir=… [approaches=…] [seeds=…] [from=RUN_ID] [key=value …]: the report's table."""
+    from gz_experiments.report import parse_options, report
+    options, fixed = _ready(parse_options(_given(tokens)))
+    print(report(options, fixed)["summary"])
+
+
 def cmd_synthetic(tokens: list[str]) -> None:
     """synthetic [out=data/synthetic] [n=2000] [n_test=0] [seed=0]: a data set in the competition layout."""
     options = _options("synthetic", parse_overrides(tokens), SYNTHETIC)
@@ -124,7 +137,7 @@ def cmd_synthetic(tokens: list[str]) -> None:
 
 
 COMMANDS = {"train": cmd_train, "baseline": cmd_baseline, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "sweep": cmd_sweep, "synthetic": cmd_synthetic}
+            "sweep": cmd_sweep, "report": cmd_report, "synthetic": cmd_synthetic}
 
 
 def _given(tokens: list[str]) -> dict[str, str]:

@@ -37,6 +37,7 @@ class DataConfig:
     n_train: int | None = 8000    # None (n_train=all): every galaxy left after val and test
     n_val: int = 2000
     n_test: int = 2000
+    split_seed: int = 42          # draws the split; apart from `seed` (initialisation, shuffling, augmentation)
     crop: int | None = None       # centre crop of the 424-pixel frame before resizing; None (crop=none) = whole
     image_size: int = 100
     skip_bad_images: bool = False
@@ -157,6 +158,8 @@ def _check(name: str, value) -> None:
         raise ConfigError(f"parameter 'seed' must be 0 or more, got {value}")
     if name == "experiment" and not value.strip():
         raise ConfigError("parameter 'experiment' needs an MLflow experiment name, e.g. galaxy-zoo")
+    if name == "split_seed" and value < 0:
+        raise ConfigError(f"parameter 'split_seed' must be 0 or more, got {value}")
     if name == "dropout" and not 0 <= value < 1:
         raise ConfigError(f"parameter 'dropout' must be in [0, 1), got {value}")
     if name == "learning_rate" and not value > 0:

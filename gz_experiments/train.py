@@ -101,7 +101,7 @@ def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_
         run_notes.describe_training(config)
         started = time.perf_counter()
         pretrained = models.prepare_weights(config.model)   # before data work: an offline download fails fast
-        data = prepare(config.data, config.seed, progress=progress)
+        data = prepare(config.data, progress=progress)
         log_data(data, config)
         with precision_policy(config.precision), distribution_strategy().scope():
             model = compile_model(config, -(-len(data.train) // config.batch_size), pretrained)

@@ -32,7 +32,7 @@ def test_one_parser_reads_key_value_and_mlflow_style_tokens():
 
 
 def test_every_command_is_registered_in_the_cli(capsys):
-    assert set(cli.COMMANDS) == {"train", "baseline", "evaluate", "predict", "sweep", "synthetic"}
+    assert set(cli.COMMANDS) == {"train", "baseline", "evaluate", "predict", "sweep", "report", "ensemble", "synthetic"}
     assert cli.main(["--help"]) == 0
     printed = capsys.readouterr().out
     assert all(f"  {name} " in printed for name in cli.COMMANDS)

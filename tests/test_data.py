@@ -47,7 +47,7 @@ def image_path(root: Path, galaxy_id: int) -> Path:
 
 def one_error(data_dir, **fields) -> str:
     with pytest.raises(DataError) as error:
-        prepare(small(data_dir, **fields), seed=0, progress=False)
+        prepare(small(data_dir, **fields), progress=False)
     return str(error.value)
 
 
@@ -185,7 +185,7 @@ def test_skip_bad_images_drops_them_with_a_warning(data_copy):
         path = image_path(data_copy, galaxy_id)
         path.write_bytes(DAMAGE[kind][0](path.read_bytes()))
     with pytest.warns(UserWarning, match="skipping 3 unusable images"):
-        data = prepare(small(data_copy, skip_bad_images=True), seed=0, progress=False)
+        data = prepare(small(data_copy, skip_bad_images=True), progress=False)
     assert sorted(data.bad) == sorted(bad_ids)          # what train.py logs as n_bad_images
     used = np.concatenate([data.train.ids, data.val.ids, data.test.ids])
     assert len(used) == N - 3 and not set(bad_ids) & set(used.tolist())
@@ -210,8 +210,8 @@ def zip_layout(folder: Path, out: Path) -> Path:
 
 def test_zip_layout_reads_the_same_data_and_split_as_the_folder(synthetic_dir, tmp_path):
     zipped = zip_layout(synthetic_dir, tmp_path / "zipped")
-    from_folder = prepare(small(synthetic_dir, n_train=100), seed=5, progress=False)
-    from_zips = prepare(small(zipped, n_train=100), seed=5, progress=False)
+    from_folder = prepare(small(synthetic_dir, n_train=100), progress=False)
+    from_zips = prepare(small(zipped, n_train=100), progress=False)
     pd.testing.assert_frame_equal(from_folder.source.labels, from_zips.source.labels)
     for name in ("train", "val", "test"):
         a, b = getattr(from_folder, name), getattr(from_zips, name)
@@ -269,11 +269,11 @@ def test_too_few_galaxies_names_the_numbers(synthetic_dir):
 
 
 def test_n_train_all_uses_every_remaining_galaxy(synthetic_dir):
-    data = prepare(small(synthetic_dir, n_train=None), seed=0, progress=False)
+    data = prepare(small(synthetic_dir, n_train=None), progress=False)
     assert (len(data.train), len(data.val), len(data.test)) == (N - 40, 20, 20)
     frame = data.split_frame()
     assert frame["GalaxyID"].is_unique and set(frame["GalaxyID"]) == set(data.source.labels.index)
-    again = prepare(small(synthetic_dir, n_train=None), seed=0, progress=False)
+    again = prepare(small(synthetic_dir, n_train=None), progress=False)
     np.testing.assert_array_equal(again.split_frame().to_numpy(), frame.to_numpy())
 
 

@@ -288,7 +288,7 @@ def test_baseline_and_training_share_the_built_in_synthetic_set(tmp_path):
     baseline(config)
     logged = pd.read_csv(mlflow.artifacts.download_artifacts(
         f"runs:/{mlflow.last_active_run().info.run_id}/split.csv", dst_path=str(tmp_path)))
-    trained = prepare(config.data, config.seed, progress=False).split_frame()
+    trained = prepare(config.data, progress=False).split_frame()
     pd.testing.assert_frame_equal(logged, trained)
 
 

@@ -101,7 +101,7 @@ def test_n_train_all_keeps_the_training_split_memory_mapped(synthetic_dir):
     from gz_experiments.data.pipeline import make_dataset
     config = _config(synthetic_dir, n_train="all")
     assert config.data.n_train is None
-    data = prepare(config.data, config.seed, progress=False)
+    data = prepare(config.data, progress=False)
 
     assert len(data.train) == 160 - 32 - 32   # every galaxy not in val or test
     for split in (data.train, data.val, data.test):

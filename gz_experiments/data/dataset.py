@@ -66,15 +66,15 @@ def resolve_data_dir(cfg: DataConfig, seed: int = 0) -> Path:
     return synthetic.generate(cache_root() / "synthetic" / f"n{n}-seed{seed}", n, seed=seed)
 
 
-def select(cfg: DataConfig, seed: int) -> Selection:
+def select(cfg: DataConfig) -> Selection:
     """The labels and split `prepare` uses, for what needs no image (the mean baseline)."""
     source = open_source(resolve_data_dir(cfg))
-    return Selection(source, split_ids(source.labels.index, cfg.n_train, cfg.n_val, cfg.n_test, seed,
+    return Selection(source, split_ids(source.labels.index, cfg.n_train, cfg.n_val, cfg.n_test, cfg.split_seed,
                                        where=str(source.root)))
 
 
-def prepare(cfg: DataConfig, seed: int, progress: bool = True) -> PreparedData:
-    selection = select(cfg, seed)
+def prepare(cfg: DataConfig, *, progress: bool = True) -> PreparedData:
+    selection = select(cfg)
     source, ids = selection.source, selection.ids
     wanted = np.concatenate([ids[name] for name in SPLITS])
     cached = load_or_build(source.images, wanted, cfg.image_size, cfg.crop, cfg.skip_bad_images, progress)

@@ -72,7 +72,7 @@ def test_metrics(study, best, config) -> dict[str, float]:
     if recorded and recorded["trial"] == best.number:
         return recorded["metrics"]
     best_config = override(config, best.params)
-    data = prepare(best_config.data, best_config.seed, progress=False)
+    data = prepare(best_config.data, progress=False)
     predictor = load_predictor(f"runs:/{best.user_attrs['mlflow_run_id']}/model")
     metrics = evaluate_split(predictor, data.test.images, data.test.labels, best_config.tta)
     study.set_user_attr(TEST_RECORD, {"trial": best.number, "metrics": metrics})
