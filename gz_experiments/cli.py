@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-EXPECTED_ERRORS = ("ConfigError", "DataError", "WeightsError", "ImageError", "SearchSpaceError")
+EXPECTED_ERRORS = ("ConfigError", "DataError", "WeightsError", "ImageError", "SearchSpaceError", "EnsembleError")
 
 
 def parse_overrides(tokens: list[str]) -> dict[str, str]:
@@ -141,7 +141,7 @@ def _record_in_project_run(error: Exception) -> None:
 
 def _register_extra_commands() -> None:
     import importlib
-    for module in ("gz_experiments.sweep", "gz_experiments.predict"):
+    for module in ("gz_experiments.sweep", "gz_experiments.predict", "gz_experiments.ensemble.command"):
         try:
             command = importlib.import_module(module).add_command
         except ModuleNotFoundError as error:

@@ -1,0 +1,4 @@
+class GzError(Exception):
+    """A user error: the message says what is wrong and what to do; the CLI shows it as one line."""
+class ConfigError(GzError, ValueError):
+    """A parameter is unknown or has a bad value; the message names it and says what is allowed."""
