@@ -74,8 +74,9 @@ def score_members(predictor: AveragingPredictor, images: TestImages, options: En
 def register(name: str, run_id: str, test_rmse: float, model_id: str | None) -> None:
     """REGISTRY HOOK: `register=<name>` goes through `gz_experiments.registry` (champion alias)
     where it exists; without it, a plain new version of <name>."""
+    import importlib
     try:
-        from gz_experiments import registry
+        registry = importlib.import_module("gz_experiments.registry")
     except ModuleNotFoundError as error:
         if error.name != "gz_experiments.registry":
             raise
