@@ -142,7 +142,7 @@ def _fake_training_run(name, *, data_path="/data/a", fingerprint="f1", test_ids=
 def test_members_share_a_test_split_or_the_error_says_which_differ():
     from gz_experiments.ensemble.members import EnsembleError, Member
     from gz_experiments.ensemble.model import MemberModel
-    from gz_experiments.ensemble.test_split import members_test_split
+    from gz_experiments.ensemble.scored_images import members_test_split
 
     def member(run):
         return Member(MemberModel(f"runs:/{run.info.run_id}/model", run.info.run_id, None, "", ""), run)

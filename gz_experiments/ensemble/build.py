@@ -11,7 +11,7 @@ from gz_experiments.ensemble import members as chosen
 from gz_experiments.ensemble import model as ensemble_model
 from gz_experiments.ensemble.averaging import AveragingPredictor
 from gz_experiments.ensemble.options import EnsembleOptions
-from gz_experiments.ensemble.test_split import TestImages, folder_test_split, members_test_split
+from gz_experiments.ensemble.scored_images import TestImages, folder_test_split, members_test_split
 from gz_experiments.predictor import score   # gz_experiments.scoring.score once that module exists
 
 
