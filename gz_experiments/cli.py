@@ -126,6 +126,14 @@ def cmd_report(tokens: list[str]) -> None:
     print(report(options, fixed)["summary"])
 
 
+def cmd_ensemble(tokens: list[str]) -> None:
+    """ensemble models=URI,… | experiment=… approach=… top_k=3 [data_dir=…] [register=…]: one averaged model."""
+    from gz_experiments.ensemble.options import parse_options
+    options = _ready(parse_options(_given(tokens)))
+    from gz_experiments.ensemble.build import ensemble   # after validation: TensorFlow loads here
+    _print_metrics(ensemble(options))
+
+
 def cmd_synthetic(tokens: list[str]) -> None:
     """synthetic [out=data/synthetic] [n=2000] [n_test=0] [seed=0]: a data set in the competition layout."""
     options = _options("synthetic", parse_overrides(tokens), SYNTHETIC)
@@ -137,7 +145,7 @@ def cmd_synthetic(tokens: list[str]) -> None:
 
 
 COMMANDS = {"train": cmd_train, "baseline": cmd_baseline, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "sweep": cmd_sweep, "report": cmd_report, "synthetic": cmd_synthetic}
+            "sweep": cmd_sweep, "report": cmd_report, "ensemble": cmd_ensemble, "synthetic": cmd_synthetic}
 
 
 def _given(tokens: list[str]) -> dict[str, str]:

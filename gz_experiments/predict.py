@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gz_experiments import tracking, tree
+from gz_experiments import inputs, tracking, tree
+from gz_experiments.data.images import ImageError
 from gz_experiments.progress import Progress
-from gz_experiments.data.images import ImageError, preprocess
 from gz_experiments.data.source import _IMAGE_NAME, TEST_IMAGES, DataError, ImageStore, _examples
 from gz_experiments.errors import ConfigError
 from gz_experiments.serving import load_predictor
@@ -67,11 +67,11 @@ def _warn_about_ignored_files(store: ImageStore) -> None:
         warnings.warn(f"ignoring {len(ignored)} files not named <GalaxyID>.jpg: {_examples(ignored)}", stacklevel=3)
 
 
-def _decode(store: ImageStore, ids, image_size: int, crop: int | None, pool: ThreadPoolExecutor):
-    """(frames of the readable images, their ids, {id: why} for the others)."""
+def _decode(store: ImageStore, ids, predictor, pool: ThreadPoolExecutor):
+    """(frames of the readable images for `predictor`, their ids, {id: why} for the others)."""
     def one(galaxy_id):
         try:
-            return preprocess(store.read(galaxy_id), image_size, crop), None
+            return inputs.decode(predictor, store.read(galaxy_id)), None
         except (ImageError, OSError, zipfile.BadZipFile) as error:   # BadZipFile: a member fails its CRC
             return None, str(error)
     frames, good, bad = [], [], {}
@@ -81,8 +81,7 @@ def _decode(store: ImageStore, ids, image_size: int, crop: int | None, pool: Thr
             good.append(int(galaxy_id))
         else:
             bad[int(galaxy_id)] = why
-    stacked = np.stack(frames) if frames else np.zeros((0, image_size, image_size, 3), np.uint8)
-    return stacked, good, bad
+    return inputs.stack(predictor, frames), good, bad
 
 
 def predict_store(predictor, store: ImageStore, *, tta: bool = False, batch_size: int = 500,
@@ -98,7 +97,7 @@ def predict_store(predictor, store: ImageStore, *, tta: bool = False, batch_size
     bar = Progress(len(ids), "predicting") if progress else None
     with ThreadPoolExecutor(max_workers=1) as ahead, ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         def decode(batch):
-            return ahead.submit(_decode, store, batch, predictor.image_size, predictor.crop, pool)
+            return ahead.submit(_decode, store, batch, predictor, pool)
         pending = decode(batches[0]) if batches else None
         for i, batch in enumerate(batches):
             frames, good, bad = pending.result()

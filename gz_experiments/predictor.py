@@ -29,6 +29,11 @@ class Predictor:
     crop: int | None
     batch_size: int = 256
 
+    @property
+    def inputs(self) -> tuple[tuple[int, int | None], ...]:
+        """The one preprocessing it needs (an ensemble may need several; see `gz_experiments.inputs`)."""
+        return ((self.image_size, self.crop),)
+
     def predict_images(self, images_uint8: np.ndarray, tta: bool = False) -> np.ndarray:
         """(n, 37) vote fractions for preprocessed uint8 frames; `tta` averages the 8 views."""
         views = dihedral_views(images_uint8) if tta else [images_uint8]

@@ -3,6 +3,7 @@ base64 JPEGs and answers the 37 named columns, preprocessed exactly as in traini
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import logging
 import shutil
@@ -22,6 +23,8 @@ from gz_experiments.errors import ConfigError
 from gz_experiments.predictor import Predictor
 
 PREPROCESSING = "preprocessing.json"
+# Loader modules whose `_load_pyfunc` gives a predictor: one network, or an ensemble averaging several.
+PREDICTOR_LOADERS = (__name__, "gz_experiments.ensemble.model")
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "image")]),
     outputs=Schema([ColSpec("double", c) for c in tree.CLASS_COLUMNS]),
@@ -93,8 +96,9 @@ def _load_pyfunc(data_path: str) -> Predictor:
     return Predictor(model, preprocessing["image_size"], preprocessing["crop"])
 
 
-def load_predictor(model_uri: str) -> Predictor:
-    """The `Predictor` behind a logged model, for fast batch evaluation on cached arrays.
+def load_predictor(model_uri: str):
+    """The `Predictor` behind a logged model (an `AveragingPredictor` for an ensemble), for fast
+    batch evaluation on cached arrays.
 
     Loaded through this module's own hook: pyfunc's wrapper has no `get_raw_model` for a
     loader-module model, and would put the model's copy of the package on sys.path.
@@ -102,9 +106,9 @@ def load_predictor(model_uri: str) -> Predictor:
     try:
         local = Path(mlflow.artifacts.download_artifacts(model_uri))
         conf = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
-        if conf.get("loader_module") != __name__:
+        if conf.get("loader_module") not in PREDICTOR_LOADERS:
             raise MlflowException(f"{model_uri} was not logged by gz-experiments (no {__name__} loader)")
-        return _load_pyfunc(str(local / conf["data"]))
     except (MlflowException, OSError) as error:   # unknown run, missing path, not our model
         raise ConfigError(f"model_uri {model_uri!r} cannot be loaded ({error}); "
                           f"give runs:/<run_id>/model of a training run") from None
+    return importlib.import_module(conf["loader_module"])._load_pyfunc(str(local / conf["data"]))

@@ -23,6 +23,7 @@ if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
     os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA_ENV = "GZ_REAL_DATA_DIR"
+_OUTER_ENV = dict(os.environ)
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +50,11 @@ def isolated_tracking(tmp_path, monkeypatch):
     yield
     while mlflow.active_run() is not None:
         mlflow.end_run()
+    # mlflow.set_experiment (tests use it to seed runs) sets a process-wide experiment and env var
+    mlflow.tracking.fluent._active_experiment_id = None
+    for leaked in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        if leaked not in _OUTER_ENV:
+            os.environ.pop(leaked, None)
 
 
 @pytest.fixture(scope="session")

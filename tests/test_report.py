@@ -38,8 +38,8 @@ def test_per_approach_parameters_and_seeds():
                                     "epochs": "1", "resnet.weights": "none"})
     jobs = {j.label: j for j in plan(options, fixed)}
     assert set(jobs) == {"baseline", "cnn_cropped-seed1", "cnn_cropped-seed2", "resnet-seed1", "resnet-seed2"}
-    assert jobs["resnet-seed2"].config.model.weights == "none" and jobs["resnet-seed2"].config.seed == 2
-    assert jobs["cnn_cropped-seed1"].config.model.weights == "imagenet"   # resnet.… is resnet's only
+    assert jobs["resnet-seed2"].config.model.body.weights == "none" and jobs["resnet-seed2"].config.seed == 2
+    assert not hasattr(jobs["cnn_cropped-seed1"].config.model.body, "weights")   # resnet.… is resnet's only
     assert jobs["cnn_cropped-seed1"].config_hash != jobs["cnn_cropped-seed2"].config_hash
 
 
@@ -192,7 +192,7 @@ def test_split_seed_draws_the_split_and_seed_does_not(synthetic_dir):
 
 def test_missing_resnet_weights_fail_before_anything_trains(tmp_path):
     from gz_experiments.report import check_weights
-    from gz_experiments.weights import WeightsError
+    from gz_experiments.models.resnet import WeightsError
     jobs = plan(*parse_options({"approaches": "baseline,cnn_cropped,resnet",
                                 "resnet.weights": str(tmp_path / "missing.weights.h5")}))
     with pytest.raises((ConfigError, WeightsError), match="missing.weights.h5"):

@@ -1,0 +1,81 @@
+"""`ensemble(options) -> metrics`: one MLflow run that builds, scores, logs (and registers) the
+model averaging its members."""
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+
+from gz_experiments import experiment, inputs, tracking
+from gz_experiments.data.source import open_source
+from gz_experiments.ensemble import members as chosen
+from gz_experiments.ensemble import model as ensemble_model
+from gz_experiments.ensemble.averaging import AveragingPredictor
+from gz_experiments.ensemble.options import EnsembleOptions
+from gz_experiments.ensemble.scored_images import TestImages, folder_test_split, members_test_split
+from gz_experiments.scoring import score
+
+
+def ensemble(options: EnsembleOptions, progress: bool = True) -> dict[str, float]:
+    """Resolve and check the members before loading any network, then score and log the ensemble."""
+    uris = list(options.models) or chosen.best_runs(options.experiment, options.approach, options.top_k,
+                                                    options.data_fingerprint)
+    members = chosen.resolve(uris)
+    images = folder_test_split(options.data_dir, options.split) if options.data_dir else \
+        members_test_split(members)
+    # beside the runs it was chosen from (`mlflow run`'s own run stays where MLflow put it)
+    with tracking.run(run_name="ensemble", tags={"approach": "ensemble"},
+                      experiment_id=experiment.use(options.experiment)):
+        _log_choice(options, members, images)
+        predictor = ensemble_model.predictor_of([m.model for m in members])
+        metrics = score_members(predictor, images, options, progress)
+        mlflow.log_metrics(metrics)
+        info = ensemble_model.log([m.model for m in members])
+        if options.register:
+            register(options.register, mlflow.active_run().info.run_id, metrics["test_rmse"], info.model_id)
+        return metrics
+
+
+def _log_choice(options: EnsembleOptions, members: list[chosen.Member], images: TestImages) -> None:
+    runs = [m.run.info.run_id if m.run else "none" for m in members]
+    tracking.log_params({
+        "members": ",".join(m.model.uri for m in members), "member_run_ids": ",".join(runs),
+        "member_names": ",".join(m.run.info.run_name if m.run else m.model.uri for m in members),
+        "n_members": len(members), "selection": "models" if options.models else
+        f"top {options.top_k} {options.approach} by {chosen.SELECTION_METRIC} in {options.experiment}",
+        "tta": options.tta, "scored_on": f"data_dir {options.data_dir}" if options.data_dir else "members' test split",
+    })
+    mlflow.log_params({"data_path": images.data_path, "n_test_used": len(images.ids),
+                       **({"data_fingerprint": images.fingerprint} if images.fingerprint else {})})
+    tracking.log_frame(images.split_frame(), "split.csv")
+
+
+def score_members(predictor: AveragingPredictor, images: TestImages, options: EnsembleOptions,
+                  progress: bool = True) -> dict[str, float]:
+    """The ensemble's `test_rmse` (+ `_tta`, + per question) and each member's own, on the same images."""
+    source = open_source(images.data_path)
+    good_ids, frames = inputs.load_cached(predictor, source.images, images.ids, options.skip_bad_images, progress)
+    labels = source.labels.loc[good_ids].to_numpy(np.float32)
+    metrics = {"n_members": len(predictor.members), "n_scored": len(good_ids)}
+    for tta, prefix in ((False, "test_rmse"), (True, "test_rmse_tta"))[:1 + options.tta]:
+        each = predictor.member_predictions(frames, tta=tta)
+        metrics.update(score(labels, np.mean(each, axis=0, dtype=np.float64), prefix))
+        own = [score(labels, prediction, prefix)[prefix] for prediction in each]
+        metrics.update({f"member_{prefix}/{i}": value for i, value in enumerate(own)})
+        metrics[f"best_member_{prefix}"] = min(own)
+        metrics[f"gain_over_best_member_{prefix}"] = min(own) - metrics[prefix]
+    return metrics
+
+
+def register(name: str, run_id: str, test_rmse: float, model_id: str | None) -> None:
+    """REGISTRY HOOK: `register=<name>` goes through `gz_experiments.registry` (champion alias)
+    where it exists; without it, a plain new version of <name>."""
+    import importlib
+    try:
+        registry = importlib.import_module("gz_experiments.registry")
+    except ModuleNotFoundError as error:
+        if error.name != "gz_experiments.registry":
+            raise
+        version = mlflow.register_model(f"models:/{model_id}" if model_id else f"runs:/{run_id}/model", name)
+        print(f"registered {name} version {version.version}")
+        return
+    registry.register(name, run_id, test_rmse, model_id=model_id)

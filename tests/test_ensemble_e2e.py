@@ -1,0 +1,136 @@
+"""Ensembles end to end on tiny synthetic data: two members trained with different seeds, their
+ensemble built by URIs and by `experiment=… approach=… top_k=2`, logged as a model that pyfunc loads
+and `evaluate` scores; members on different data are one `error:` line unless data_dir is given."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import PROJECT_ROOT, tiny_overrides
+from test_end_to_end import command_env, mlflow_run
+
+pytestmark = pytest.mark.slow
+EXPERIMENT = "ensemble-e2e"
+
+
+def _seed_overrides(i: int) -> dict:
+    """Members differing by `seed`, on one split: where the split has its own seed (`split_seed`),
+    `seed` only changes initialisation and shuffling; before that, the split followed `seed`."""
+    from gz_experiments.config import DataConfig
+    if "split_seed" in {f.name for f in dataclasses.fields(DataConfig)}:
+        return {"seed": i}
+    return {"learning_rate": 0.001 * i}
+
+
+def _train(approach: str, data_dir, **more) -> mlflow.entities.Run:
+    import experiments
+    from gz_experiments.config import override
+    from gz_experiments.train import train
+    train(override(experiments.load(approach).CONFIG, tiny_overrides(data_dir, **more)), progress=False)
+    return mlflow.last_active_run()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, synthetic_dir):
+    """One store for the module: two cnn_cropped members on `synthetic_dir`, a cnn_full on other data."""
+    from gz_experiments.synthetic import generate
+    root = tmp_path_factory.mktemp("ensemble")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "GZ_CACHE_DIR")}
+    os.environ.update(MLFLOW_TRACKING_URI=uri, GZ_CACHE_DIR=str(root / "cache"))
+    cwd = os.getcwd()
+    os.chdir(root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(EXPERIMENT)
+    other_data = generate(root / "other", 160, seed=11, n_test=2, progress=False)
+    runs = [_train("cnn_cropped", synthetic_dir, **_seed_overrides(i)) for i in (1, 2)]
+    other = _train("cnn_full", other_data, image_size=56)
+    yield {"root": root, "uri": uri, "members": runs, "other": other}
+    os.chdir(cwd)
+    os.environ.update({k: v for k, v in saved.items() if v is not None})
+
+
+@pytest.fixture
+def in_world(world, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", world["uri"])
+    monkeypatch.setenv("GZ_CACHE_DIR", str(world["root"] / "cache"))
+    monkeypatch.chdir(world["root"])
+    mlflow.set_tracking_uri(world["uri"])
+    return world
+
+
+def _model_uri(run) -> str:
+    return f"runs:/{run.info.run_id}/model"
+
+
+def _build(**given):
+    from gz_experiments.ensemble.build import ensemble
+    from gz_experiments.ensemble.options import parse_options
+    metrics = ensemble(parse_options(given), progress=False)
+    return metrics, mlflow.last_active_run()
+
+
+def test_ensemble_of_uris_is_scored_beside_its_members_and_loads_as_a_model(in_world, synthetic_dir):
+    members = in_world["members"]
+    metrics, run = _build(models=",".join(_model_uri(r) for r in members))
+    assert run.info.status == "FINISHED" and run.data.tags["approach"] == "ensemble"
+    assert run.data.params["member_run_ids"] == ",".join(r.info.run_id for r in members)
+    own = [metrics[f"member_test_rmse/{i}"] for i in range(2)]
+    # Recomputed on the members' own test split: what each training run measured.
+    np.testing.assert_allclose(own, [r.data.metrics["test_rmse"] for r in members], atol=1e-5)
+    # RMSE is a norm: the mean's error is at most the members' mean error (triangle inequality).
+    assert metrics["test_rmse"] <= np.mean(own) + 1e-7
+    assert {"test_rmse_tta", "test_rmse_q1", "member_test_rmse_tta/1"} <= set(run.data.metrics)
+
+    jpeg = sorted((synthetic_dir / "images_test_rev1").glob("*.jpg"))[0].read_bytes()
+    request = pd.DataFrame({"image": [base64.b64encode(jpeg).decode()]})
+    answer = mlflow.pyfunc.load_model(_model_uri(run)).predict(request)
+    singles = [mlflow.pyfunc.load_model(_model_uri(r)).predict(request).to_numpy() for r in members]
+    assert answer.shape == (1, 37)
+    np.testing.assert_allclose(answer.to_numpy(), np.mean(singles, axis=0), atol=1e-6)
+
+    env = {**command_env(in_world["uri"], in_world["root"] / "cache"), "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "gz_experiments", "evaluate", f"model_uri={_model_uri(run)}",
+                           f"data_dir={synthetic_dir}", "tta=false"], cwd=in_world["root"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "test_rmse" in done.stdout
+
+
+def test_ensemble_of_the_best_runs_of_an_approach(in_world):
+    metrics, run = _build(experiment=EXPERIMENT, approach="cnn_cropped", top_k="2", tta="false",
+                          register="gz-ensemble")
+    assert set(run.data.params["member_run_ids"].split(",")) == {r.info.run_id for r in in_world["members"]}
+    assert run.info.experiment_id == mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
+    assert "test_rmse_tta" not in metrics and np.isfinite(metrics["test_rmse"])
+    versions = mlflow.MlflowClient().search_model_versions("name = 'gz-ensemble'")
+    assert [v.run_id for v in versions] == [run.info.run_id]
+
+
+def test_members_on_different_data_are_one_error_line(in_world):
+    env = {**command_env(in_world["uri"], in_world["root"] / "cache"), "PYTHONPATH": str(PROJECT_ROOT)}
+    models = f"{_model_uri(in_world['members'][0])},{_model_uri(in_world['other'])}"
+    done = mlflow_run("ensemble", {"models": models}, env, in_world["root"])
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "different data" in errors[0], done.stderr[-3000:]
+
+
+def test_members_on_different_data_score_on_a_given_folder(in_world, synthetic_dir):
+    """Different crops and input sizes too: evaluate prepares each member's own input."""
+    from gz_experiments.evaluate import evaluate
+    models = f"{_model_uri(in_world['members'][0])},{_model_uri(in_world['other'])}"
+    metrics, run = _build(models=models, data_dir=str(synthetic_dir), n_train="96", n_val="32", n_test="32",
+                          split_seed="42", tta="false")
+    assert run.data.params["n_test_used"] == "32" and np.isfinite(metrics["test_rmse"])
+    scored = evaluate(_model_uri(run), str(synthetic_dir), tta=False, progress=False)
+    assert np.isfinite(scored["test_rmse"])
+    assert mlflow.last_active_run().data.params["image_size"] == "48,56"
