@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 
-from gz_experiments import experiment, inputs, tracking
+from gz_experiments import experiment, inputs, metric_groups, tracking
 from gz_experiments.data.source import open_source
 from gz_experiments.ensemble import members as chosen
 from gz_experiments.ensemble import model as ensemble_model
@@ -28,7 +28,7 @@ def ensemble(options: EnsembleOptions, progress: bool = True) -> dict[str, float
         _log_choice(options, members, images)
         predictor = ensemble_model.predictor_of([m.model for m in members])
         metrics = score_members(predictor, images, options, progress)
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics(metric_groups.grouped(metrics))
         info = ensemble_model.log([m.model for m in members])
         if options.register:
             register(options.register, mlflow.active_run().info.run_id, metrics["test_rmse"], info.model_id)
