@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -81,9 +82,9 @@ def free_port() -> int:
 
 
 def wait_for(predicate, timeout: float, what: str, process: subprocess.Popen | None = None,
-             log: Path | None = None):
-    """Poll `predicate` until it returns something truthy (returned), failing the test after
-    `timeout` seconds, or as soon as `process` exits (showing the end of its `log`)."""
+             log: Path | None = None, interval: float = 0.5):
+    """Poll `predicate` every `interval` seconds until it returns something truthy (returned), failing
+    the test after `timeout` seconds, or as soon as `process` exits (showing the end of its `log`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -92,7 +93,7 @@ def wait_for(predicate, timeout: float, what: str, process: subprocess.Popen | N
         if process is not None and process.poll() is not None:
             output = log.read_text()[-3000:] if log is not None else ""
             pytest.fail(f"the process exited ({process.returncode}) before {what}: {output}")
-        time.sleep(0.5)
+        time.sleep(interval)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
@@ -133,3 +134,30 @@ def postgres_url():
     finally:
         run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(home, ignore_errors=True)
+
+
+# ---- `mlflow run` as a user types it ------------------------------------------------------------
+
+RUN_ID = re.compile(r"run with ID '([0-9a-f]{32})'")
+
+
+def command_env(tracking_uri: str, cache_dir: Path) -> dict[str, str]:
+    """The user's shell: this venv's bin first on PATH (`mlflow` and the `python` MLproject calls)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}   # never join a parent run
+    env.update(MLFLOW_TRACKING_URI=tracking_uri, GZ_CACHE_DIR=str(cache_dir), TF_CPP_MIN_LOG_LEVEL="2",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    return env
+
+
+def mlflow_run(entry: str, params: dict, env: dict, cwd: Path, root: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
+    mlflow_exe = shutil.which("mlflow", path=env["PATH"])
+    args = [mlflow_exe, "run", str(root), "-e", entry, "--env-manager", "local"]
+    for key, value in params.items():
+        args += ["-P", f"{key}={value}"]
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def run_id_of(done: subprocess.CompletedProcess) -> str:
+    found = RUN_ID.search(done.stderr)
+    assert found, f"no run id in mlflow's output:\n{done.stderr[-3000:]}"
+    return found.group(1)

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import wait_for
+
 from gz_experiments.data.cache import cache_root, load_or_build
 from gz_experiments.data.images import preprocess
 from gz_experiments.data.source import ImageStore, TRAIN_IMAGES, read_labels
@@ -111,9 +113,8 @@ def test_two_processes_building_the_same_cache_both_succeed(synthetic_dir, tmp_p
     env = {**os.environ, "GZ_CACHE_DIR": str(cache_root())}
     procs = [subprocess.Popen([sys.executable, "-c", BUILDER, str(synthetic_dir), str(go), str(tmp_path / f"out{i}.npy")],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    deadline = time.monotonic() + 60
-    while not all((tmp_path / f"out{i}.npy.ready").exists() for i in range(2)) and time.monotonic() < deadline:
-        time.sleep(0.01)   # both imported and waiting at the start line
+    wait_for(lambda: all((tmp_path / f"out{i}.npy.ready").exists() for i in range(2)), 60,
+             "both builders to wait at the start line", interval=0.01)
     go.touch()
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in results]

@@ -9,11 +9,9 @@ each costs a process start, TensorFlow's import and MLflow's, which dominate the
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import pandas as pd
 import pytest
 
 import experiments
-from conftest import PROJECT_ROOT, tiny_overrides
+from conftest import PROJECT_ROOT, command_env, mlflow_run, run_id_of, tiny_overrides
 from gz_experiments import tree
 from gz_experiments.baseline import baseline
 from gz_experiments.config import override
@@ -42,32 +40,9 @@ LOGGED_PARAMS = ("approach", "image_size", "crop", "architecture", "dropout", "b
                  "learning_rate", "n_train", "n_val", "n_test", "seed", "data_fingerprint")
 EPOCH_METRICS = ("train_loss", "train_rmse", "val_loss", "val_rmse")
 TEST_METRICS = ("test_rmse", "test_rmse_tta", *(f"per_question/test_rmse_q{q}" for q in range(1, 12)))
-RUN_ID = re.compile(r"run with ID '([0-9a-f]{32})'")
 
 
 # ---- running commands as a user would ----------------------------------------------------------
-
-def command_env(tracking_uri: str, cache_dir: Path) -> dict[str, str]:
-    """The user's shell: this venv's bin first on PATH (`mlflow` and the `python` MLproject calls)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}   # never join a parent run
-    env.update(MLFLOW_TRACKING_URI=tracking_uri, GZ_CACHE_DIR=str(cache_dir), TF_CPP_MIN_LOG_LEVEL="2",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
-    return env
-
-
-def mlflow_run(entry: str, params: dict, env: dict, cwd: Path, root: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
-    mlflow_exe = shutil.which("mlflow", path=env["PATH"])
-    args = [mlflow_exe, "run", str(root), "-e", entry, "--env-manager", "local"]
-    for key, value in params.items():
-        args += ["-P", f"{key}={value}"]
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
-def run_id_of(done: subprocess.CompletedProcess) -> str:
-    found = RUN_ID.search(done.stderr)
-    assert found, f"no run id in mlflow's output:\n{done.stderr[-3000:]}"
-    return found.group(1)
-
 
 @dataclass
 class Project:

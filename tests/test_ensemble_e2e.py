@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PROJECT_ROOT, tiny_overrides
-from test_end_to_end import command_env, mlflow_run
+from conftest import PROJECT_ROOT, command_env, mlflow_run, tiny_overrides
 
 pytestmark = pytest.mark.slow
 EXPERIMENT = "ensemble-e2e"

@@ -13,8 +13,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from conftest import tiny_overrides
-from test_end_to_end import command_env, mlflow_run, run_id_of
+from conftest import command_env, mlflow_run, run_id_of, tiny_overrides
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from conftest import PROJECT_ROOT, tiny_overrides
+from conftest import PROJECT_ROOT, tiny_overrides, wait_for
 from gz_experiments import processes, tracking
 from gz_experiments.cli import main
 from gz_experiments.data import cache
@@ -223,20 +223,6 @@ def start_training(data_dir, tmp_path: Path, stage: str, epochs: int) -> tuple[s
     return process, log
 
 
-def wait_for(predicate, what: str, process: subprocess.Popen | None = None, log: Path | None = None,
-             timeout: float = 300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if process is not None and process.poll() is not None:
-            pytest.fail(f"the process exited ({process.returncode}) before {what}: "
-                        f"{log.read_text()[-3000:] if log else ''}")
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def run_of(pid: int):
     """The run a process (by its gz.pid tag) is logging to, once it has one."""
     runs = MlflowClient().search_runs(["0"], f"tags.`{tracking.PROCESS_TAGS['pid']}` = '{pid}'")
@@ -265,11 +251,11 @@ def next_run_works(data_dir) -> None:
 def test_kill_9_at_each_stage_leaves_nothing_running_or_half_written(synthetic_dir, tmp_path, stage):
     process, log = start_training(synthetic_dir, tmp_path, stage, epochs=2 if stage == "model" else 500)
     if stage == "cache":
-        wait_for(lambda: cache_root().is_dir() and temporaries(), "the cache build to start", process, log)
+        wait_for(lambda: cache_root().is_dir() and temporaries(), 300, "the cache build to start", process, log, interval=0.05)
     elif stage == "epoch":
-        wait_for(lambda: trained_an_epoch(process.pid), "an epoch to end", process, log)
+        wait_for(lambda: trained_an_epoch(process.pid), 300, "an epoch to end", process, log, interval=0.05)
     else:
-        wait_for((tmp_path / "model.marker").exists, "the model to be saved", process, log)
+        wait_for((tmp_path / "model.marker").exists, 300, "the model to be saved", process, log, interval=0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     killed = run_of(process.pid)
@@ -288,7 +274,7 @@ def test_kill_9_at_each_stage_leaves_nothing_running_or_half_written(synthetic_d
 @pytest.mark.slow
 def test_sigterm_to_training_ends_its_run_killed_with_a_note(synthetic_dir, tmp_path):
     process, log = start_training(synthetic_dir, tmp_path, "sigterm", epochs=500)
-    wait_for(lambda: trained_an_epoch(process.pid), "an epoch to end", process, log)
+    wait_for(lambda: trained_an_epoch(process.pid), 300, "an epoch to end", process, log, interval=0.05)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=120) == 128 + signal.SIGTERM, log.read_text()[-3000:]
     run = run_of(process.pid)
@@ -328,12 +314,12 @@ def test_when_the_mlflow_run_launcher_dies_its_training_child_stops(synthetic_di
         return next((r for r in runs if "train_loss" in r.data.metrics and tracking.PROCESS_TAGS["pid"] in r.data.tags),
                     None)
 
-    run = wait_for(training, "the child to train an epoch", launcher, log)
+    run = wait_for(training, 300, "the child to train an epoch", launcher, log, interval=0.05)
     child = int(run.data.tags[tracking.PROCESS_TAGS["pid"]])
     assert child != launcher.pid and processes.is_alive(child)
     launcher.send_signal(signal.SIGTERM)
     launcher.wait(timeout=60)
-    wait_for(lambda: not processes.is_alive(child), "the child to stop", timeout=120)   # main: it trains on
-    wait_for(lambda: MlflowClient().get_run(run.info.run_id).info.status != "RUNNING", "the run to end", timeout=30)
+    wait_for(lambda: not processes.is_alive(child), 120, "the child to stop", interval=0.05)   # main: it trains on
+    wait_for(lambda: MlflowClient().get_run(run.info.run_id).info.status != "RUNNING", 30, "the run to end", interval=0.05)
     ended = MlflowClient().get_run(run.info.run_id)
     assert ended.info.status == "KILLED" and "launcher" in ended.data.tags["killed_by"]

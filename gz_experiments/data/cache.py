@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
