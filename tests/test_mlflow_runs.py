@@ -3,6 +3,8 @@ description, and which one wins), run names and descriptions, dataset inputs, th
 registration with the `champion` alias, system metrics, and UI-grouped metric names."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import mlflow
 import pytest
 from mlflow import MlflowClient
@@ -101,43 +103,84 @@ def _train(synthetic_dir, **more):
     return mlflow.get_run(mlflow.last_active_run().info.run_id), metrics
 
 
-@pytest.mark.slow
-def test_a_training_run_reads_right_in_the_ui(synthetic_dir, monkeypatch):
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-    client = MlflowClient()
-    first, metrics = _train(synthetic_dir, register="gz")
-    second, _ = _train(synthetic_dir, register="gz", system_metrics="false", epochs=2)
+@dataclass
+class TwoRuns:
+    """Two tiny runs of one approach in one store: the second with system metrics off and 2 epochs."""
+    client: MlflowClient
+    first: object
+    second: object
+    metrics: dict
 
-    assert client.get_experiment(first.info.experiment_id).tags[KIND] == "custom_model_development"
+
+@pytest.fixture(scope="module")
+def two_runs(synthetic_dir, tmp_path_factory):
+    store = f"sqlite:///{tmp_path_factory.mktemp('ui') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", store)
+        patch.setenv("GZ_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        patch.chdir(tmp_path_factory.mktemp("work"))
+        for name in ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+            patch.delenv(name, raising=False)
+        mlflow.set_tracking_uri(store)
+        first, metrics = _train(synthetic_dir, register="gz")
+        second, _ = _train(synthetic_dir, register="gz", system_metrics="false", epochs=2)
+    return TwoRuns(MlflowClient(store), first, second, metrics)
+
+
+@pytest.mark.slow
+def test_runs_sit_in_a_model_training_experiment_with_telling_names_and_notes(two_runs):
+    first, second = two_runs.first, two_runs.second
+    assert two_runs.client.get_experiment(first.info.experiment_id).tags[KIND] == "custom_model_development"
     assert first.info.run_name != second.info.run_name and first.info.run_name.startswith("cnn_cropped ")
     note = first.data.tags["mlflow.note.content"]
     assert "cnn_cropped" in note and "96 train / 32 validation / 32 test" in note
-    assert f"test RMSE **{metrics['test_rmse']:.4f}**" in note
+    assert f"test RMSE **{two_runs.metrics['test_rmse']:.4f}**" in note
 
-    inputs = {i.tags[0].value: i.dataset for i in first.inputs.dataset_inputs}
+
+@pytest.mark.slow
+def test_each_split_is_a_dataset_input_and_the_same_data_has_the_same_digest(two_runs, synthetic_dir):
+    inputs = {i.tags[0].value: i.dataset for i in two_runs.first.inputs.dataset_inputs}
     assert set(inputs) == {"training", "validation", "testing"}
     assert inputs["testing"].name == f"{synthetic_dir.name}-test" and str(synthetic_dir) in inputs["testing"].source
-    same = {i.tags[0].value: i.dataset.digest for i in second.inputs.dataset_inputs}
-    assert same == {context: dataset.digest for context, dataset in inputs.items()}   # same data, same digests
+    same = {i.tags[0].value: i.dataset.digest for i in two_runs.second.inputs.dataset_inputs}
+    assert same == {context: dataset.digest for context, dataset in inputs.items()}
 
-    [model] = client.search_logged_models([first.info.experiment_id], f"source_run_id = '{first.info.run_id}'")
+
+@pytest.mark.slow
+def test_the_model_is_a_logged_model_linked_to_the_run(two_runs):
+    first = two_runs.first
+    [model] = two_runs.client.search_logged_models([first.info.experiment_id],
+                                                   f"source_run_id = '{first.info.run_id}'")
     assert model.name == "model" and model.status.name == "READY"
-    assert client.get_logged_model(model.model_id).metrics   # linked to the run's test metrics
+    assert two_runs.client.get_logged_model(model.model_id).metrics   # linked to the run's test metrics
 
-    assert "system/cpu_utilization_percentage" in first.data.metrics
-    assert "system/system_memory_usage_megabytes" in first.data.metrics
-    assert not any(k.startswith("system/") for k in second.data.metrics)
 
+@pytest.mark.slow
+def test_system_metrics_are_on_by_default_and_off_on_request(two_runs):
+    assert "system/cpu_utilization_percentage" in two_runs.first.data.metrics
+    assert "system/system_memory_usage_megabytes" in two_runs.first.data.metrics
+    assert not any(k.startswith("system/") for k in two_runs.second.data.metrics)
+
+
+@pytest.mark.slow
+def test_curves_come_first_and_per_question_metrics_have_their_own_section(two_runs):
+    first, second = two_runs.first, two_runs.second
     assert "n_bad_images" in first.data.params and "n_bad_images" not in first.data.metrics
-    assert [m.step for m in client.get_metric_history(second.info.run_id, "per_epoch/val_rmse")] == [1, 2]
+    history = two_runs.client.get_metric_history(second.info.run_id, "per_epoch/val_rmse")
+    assert [m.step for m in history] == [1, 2]
     assert "per_question/test_rmse_q1" in first.data.metrics and "test_rmse_q1" not in first.data.metrics
 
+
+@pytest.mark.slow
+def test_register_adds_versions_and_champion_follows_the_better_one(two_runs):
+    client = two_runs.client
     versions = {str(v.version): v for v in client.search_model_versions("name = 'gz'")}
     assert set(versions) == {"1", "2"}
     champion = str(client.get_model_version_by_alias("gz", registry.CHAMPION).version)
-    better = mlflow.get_run(second.info.run_id).data.metrics["test_rmse"] < metrics["test_rmse"]
+    better = client.get_run(two_runs.second.info.run_id).data.metrics["test_rmse"] < two_runs.metrics["test_rmse"]
     assert champion == ("2" if better else "1")
-    assert versions["2"].tags["test_data_digest"] == inputs["testing"].digest
+    test_digest = {i.tags[0].value: i.dataset.digest for i in two_runs.first.inputs.dataset_inputs}["testing"]
+    assert versions["2"].tags["test_data_digest"] == test_digest
 
 
 @pytest.mark.slow
