@@ -25,7 +25,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from conftest import PROJECT_ROOT, free_port, tiny_overrides
+from conftest import PROJECT_ROOT, free_port, tiny_overrides, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -111,13 +111,6 @@ def ended(*processes: subprocess.Popen):
                 process.wait()
 
 
-def supports(parameter: str) -> bool:
-    """Whether training takes `parameter` (registering models comes with the mlflowui branch)."""
-    listed = subprocess.run([sys.executable, "-m", "gz_experiments", "train", "cnn_cropped", "--help-params"],
-                            capture_output=True, text=True, timeout=120).stdout
-    return re.search(rf"^\s+{parameter} =", listed, re.M) is not None
-
-
 def as_tokens(params: dict) -> list[str]:
     return [f"{k}={v}" for k, v in params.items()]
 
@@ -127,12 +120,9 @@ def landed(server, synthetic_dir, postgres_url, tmp_path_factory):
     """A training run and two sweep workers (3 trials in all), started together against the server."""
     work = tmp_path_factory.mktemp("team")
     env = user_env(server, work / "cache")
-    # needs mlflowui branch: `register` is a parameter there; without it, nothing is registered.
-    register = supports("register")
-    train = {**tiny_overrides(synthetic_dir), **({"register": "gz-team-train"} if register else {})}
+    train = {**tiny_overrides(synthetic_dir), "register": "gz-team-train"}
     sweep = {"approach": "cnn_cropped", "n_trials": 3, "study_name": "team", "storage": postgres_url,
-             "pruner": "none", **tiny_overrides(synthetic_dir, crop=250),
-             **({"register": "gz-team-sweep"} if register else {})}
+             "pruner": "none", **tiny_overrides(synthetic_dir, crop=250), "register": "gz-team-sweep"}
     began = time.monotonic()
     processes = {"train": gz(["train", "cnn_cropped", *as_tokens(train)], env, work / "train.log"),
                  **{f"sweep{i}": gz(["sweep", *as_tokens(sweep)], env, work / f"sweep{i}.log") for i in (0, 1)}}
@@ -143,7 +133,7 @@ def landed(server, synthetic_dir, postgres_url, tmp_path_factory):
     FIGURES["train_and_two_sweep_workers_s"] = round(time.monotonic() - began, 1)
     train_id = RUN_ID.search((work / "train.log").read_text()).group(1)
     study = optuna.load_study(study_name="team", storage=postgres_url)
-    return {"train_id": train_id, "study": study, "register": register, "work": work}
+    return {"train_id": train_id, "study": study, "work": work}
 
 
 def artifact_files(client: MlflowClient, run_id: str, path: str = "") -> list:
@@ -203,7 +193,6 @@ def test_no_password_in_params_tags_or_uris(server, landed):
     assert "running" in status and PASSWORD not in status
 
 
-@pytest.mark.xfail(strict=False, reason="needs mlflowui branch: experiment 'galaxy-zoo' of the model-training kind")
 def test_runs_go_to_a_model_training_experiment(server, landed):
     experiment = server.client.get_experiment_by_name("galaxy-zoo")
     assert experiment is not None
@@ -211,7 +200,6 @@ def test_runs_go_to_a_model_training_experiment(server, landed):
     assert server.client.get_run(landed["train_id"]).info.experiment_id == experiment.experiment_id
 
 
-@pytest.mark.xfail(strict=False, reason="needs mlflowui branch: datasets logged with mlflow.log_input")
 def test_datasets_land(server, landed):
     inputs = server.client.get_run(landed["train_id"]).inputs.dataset_inputs
     contexts = {tag.value for i in inputs for tag in i.tags if tag.key == "mlflow.data.context"}
@@ -219,7 +207,6 @@ def test_datasets_land(server, landed):
     assert all(i.dataset.digest for i in inputs)
 
 
-@pytest.mark.xfail(strict=False, reason="needs mlflowui branch: LoggedModels")
 def test_logged_models_land(server, landed):
     client = server.client
     experiment_id = client.get_run(landed["train_id"]).info.experiment_id
@@ -228,9 +215,7 @@ def test_logged_models_land(server, landed):
     assert "MLmodel" in {f.path for f in client.list_logged_model_artifacts(model.model_id)}
 
 
-@pytest.mark.xfail(strict=False, reason="needs mlflowui branch: register= and the alias champion")
 def test_registry_and_champion_alias_land(server, landed):
-    assert landed["register"], "training has no `register` parameter"
     client = server.client
     [version] = client.search_model_versions("name = 'gz-team-train'")
     assert version.run_id == landed["train_id"]
@@ -239,17 +224,6 @@ def test_registry_and_champion_alias_land(server, landed):
     parent_runs = {t.user_attrs.get("mlflow_parent_run_id") for t in landed["study"].get_trials()}
     assert champion.run_id in trial_runs | parent_runs
     FIGURES["champion"] = f"gz-team-sweep version {champion.version}"
-
-
-def wait_until(predicate, timeout: float, what: str, process: subprocess.Popen, log: Path):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        if process.poll() is not None:
-            pytest.fail(f"training exited ({process.returncode}) before {what}:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def test_training_carries_on_across_a_server_restart(server, synthetic_dir, tmp_path):
@@ -269,7 +243,7 @@ def carry_on_across_a_restart(server, client, process, log, epochs, tmp_path):
             if history:
                 return run.info.run_id, history
 
-    run_id, _ = wait_until(first_epoch_logged, 600, "the first epoch's val_rmse", process, log)
+    run_id, _ = wait_for(first_epoch_logged, 600, "the first epoch's val_rmse", process, log, interval=0.3)
     before = {name: history_of(client, run_id, name) for name in ("train_rmse", "val_rmse")}
     server.stop("--keep-db")
     down_at = time.monotonic()

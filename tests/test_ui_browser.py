@@ -136,7 +136,6 @@ def test_run_page_shows_the_run(ui, store, browser, shots):
     assert "Finished" in text
 
 
-@pytest.mark.xfail(strict=False, reason="needs mlflowui branch: mlflow.log_input datasets and a LoggedModel")
 def test_run_page_shows_its_dataset_and_logged_model(ui, store, browser, shots):
     run = store["client"].get_run(store["run"].info.run_id)
     datasets = [i.dataset.name for i in run.inputs.dataset_inputs]
@@ -148,7 +147,6 @@ def test_run_page_shows_its_dataset_and_logged_model(ui, store, browser, shots):
     browser.screenshot(shots / "04-run-dataset-and-model.png")
 
 
-@pytest.mark.xfail(strict=False, reason="needs mlflowui branch: a LoggedModel for the Models tab")
 def test_models_tab_lists_the_logged_model(ui, store, browser, shots):
     run = store["run"]
     [model] = store["client"].search_logged_models(experiment_ids=[run.info.experiment_id])
