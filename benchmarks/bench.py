@@ -10,7 +10,8 @@ In one process, for each approach (figures in images/s; medians of interleaved r
   (c) the report's: `ImageDataGenerator(...).flow_from_dataframe`, decoding every JPEG each epoch → `fit`
   (d) the inputs of (b) and of (c) alone, no model
   (e) the cold cache build (a fresh GZ_CACHE_DIR) and inference (`Predictor.predict_images`)
-(a) and (b) also under Keras' mixed_bfloat16 policy. Ratios count, not absolute times: run it on
+(a) and (b) also under Keras' mixed_bfloat16 policy, and (a) in float32 with XLA off and on
+(`jit_compile`; `xla_vs_plain` is their ratio, what each approach's setting is chosen by). Ratios count, not absolute times: run it on
 an otherwise idle machine (`flock /tmp/heavy.lock python benchmarks/bench.py ...` here).
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from experiments import REPORT_APPROACHES as APPROACHES  # noqa: E402
+from experiments import APPROACHES, REPORT_APPROACHES  # noqa: E402
 TARGETS = {"pipeline_vs_model": ("cnn_cropped", 0.90), "input_vs_report_input": (None, 10.0),
            "cache_build_images_per_s": (None, 1500.0)}
 
@@ -43,18 +44,19 @@ def plans(quick: bool):
     full = Plan(steps=4, inference_images=300)   # 100² costs twice 70²
     resnet = Plan(steps=2, report_steps=2, input_batches=20, report_input_batches=3, repeats=2,
                   bf16_kinds=("model_only",), inference_images=200)
-    return {"cnn_full": full, "cnn_cropped": Plan(), "cnn_slim_head": Plan(), "resnet": resnet}
+    return {"cnn_full": full, "cnn_cropped": Plan(), "cnn_slim_head": Plan(), "galaxy_cnn": Plan(), "resnet": resnet}
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", required=True, help="a competition-layout folder (labels CSV + images folder)")
     parser.add_argument("--out", required=True, type=Path, help="where to write the JSON results")
-    parser.add_argument("--approaches", nargs="+", default=list(APPROACHES), choices=APPROACHES)
+    parser.add_argument("--approaches", nargs="+", default=list(REPORT_APPROACHES), choices=APPROACHES)
     parser.add_argument("--quick", action="store_true", help="a ~1-minute smoke run: few steps, one repeat")
     parser.add_argument("--max-images", type=int, default=None, help="use only the first N labelled images")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the approach's (100); --quick: 32")
     parser.add_argument("--no-bf16", action="store_true", help="skip the mixed_bfloat16 measurements")
+    parser.add_argument("--no-xla", action="store_true", help="measure (a) only with the approach's jit_compile")
     return parser.parse_args(argv)
 
 
@@ -117,6 +119,9 @@ def print_approach(name: str, result: dict) -> None:
     target = " (target >= 0.90)" if name == "cnn_cropped" else ""
     print(f"b/a = {result['pipeline_vs_model']}{target}   b/c = {result['pipeline_vs_report']}   "
           f"d(b)/d(c) = {result['input_vs_report_input']} (target >= 10)")
+    if "xla_vs_plain" in result:
+        print(f"(a) XLA off {fig['model_only_plain/float32']:.1f}, on {fig['model_only_xla/float32']:.1f} images/s: "
+              f"xla_vs_plain = {result['xla_vs_plain']} (the approach trains with jit_compile={result['jit_compile']})")
     if "mixed_bfloat16" in result:
         print(f"mixed_bfloat16: b/a = {result['mixed_bfloat16']['pipeline_vs_model']}, "
               f"a vs float32 = {result['mixed_bfloat16']['model_only_vs_float32']}")
@@ -147,8 +152,9 @@ def main(argv=None) -> int:
     os.environ["GZ_CACHE_DIR"] = cache_dir
     try:
         cached, builds = build_caches(source.images, ids, configs)
-        results = {name: bench_approach(name, config, cached, source.images, ids, labels, plans(args.quick)[name],
-                                        precisions) for name, config in configs.items()}
+        results = {name: bench_approach(name, config, cached, source.images, ids, labels,
+                                        replace(plans(args.quick)[name], xla=not args.no_xla), precisions)
+                   for name, config in configs.items()}
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
     report = assemble(args, len(ids), builds, results, time.perf_counter() - started)

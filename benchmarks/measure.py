@@ -1,5 +1,6 @@
 """Measure one approach: (a) model only, (b) this project's pipeline, (c) the report's pipeline,
-(d) both inputs without a model, (e) inference; (a)/(b) also under mixed_bfloat16.
+(d) both inputs without a model, (e) inference; (a)/(b) also under mixed_bfloat16, and (a) with
+XLA off and on (`jit_compile`), whichever the approach trains with.
 
 Every figure is images/s. Measurements of one kind are interleaved with the others (a, b, c, a,
 b, c, …) and summarised by their median, so a noisy neighbour slows all kinds alike.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import keras
 import numpy as np
@@ -41,12 +42,21 @@ class Plan:
     bf16_repeats: int = 1
     bf16_kinds: tuple[str, ...] = ("model_only", "pipeline")
     inference_images: int = 500
+    xla: bool = True                # (a) in float32 both with XLA off and on, for `xla_vs_plain`
 
 
-def compiled_model(config: TrainConfig, precision: str) -> keras.Model:
-    """The training network as training compiles it, without pretrained weights: speed is the same."""
+def compiled_model(config: TrainConfig, precision: str, jit_compile: bool | None = None) -> keras.Model:
+    """The training network as training compiles it, without pretrained weights: speed is the same.
+    `jit_compile` None: the approach's own setting."""
+    if jit_compile is not None:
+        config = replace(config, jit_compile=jit_compile)
     with precision_policy(precision):
         return compile_model(config, steps_per_epoch=100)
+
+
+def model_only_kind(jit_compile: bool) -> str:
+    """(a) in float32 is measured as two kinds, XLA off and on; the approach's own is its (a)."""
+    return "model_only_xla" if jit_compile else "model_only_plain"
 
 
 def in_memory_batches(images: np.ndarray, labels: np.ndarray, batch: int, k: int = 4) -> tf.data.Dataset:
@@ -70,6 +80,11 @@ def measure_training(config, images, labels, store: ImageStore, ids, plan: Plan,
         kinds = plan.bf16_kinds if precision == BF16 else ("model_only", "pipeline", "report")
         data = {"model_only": in_memory, "pipeline": project, "report": report}
         runs.update({(kind, precision): (models[precision], data[kind]) for kind in kinds})
+    if plan.xla:   # (a) with the approach's own setting, then with the other, side by side
+        runs = {(model_only_kind(config.jit_compile) if key == ("model_only", FP32) else key[0], key[1]): run
+                for key, run in runs.items()}
+        other = compiled_model(config, FP32, jit_compile=not config.jit_compile)
+        runs[(model_only_kind(not config.jit_compile), FP32)] = (other, in_memory)
 
     def steps(kind, precision):
         return plan.report_steps if kind == "report" else plan.bf16_steps if precision == BF16 else plan.steps
@@ -82,7 +97,8 @@ def measure_training(config, images, labels, store: ImageStore, ids, plan: Plan,
                                                                    steps(kind, precision)))
         _log(f"  repeat {repeat + 1}: " + ", ".join(f"{k}/{p} {v[-1]:.0f}" for (k, p), v in samples.items()
                                                     if len(v) > repeat))
-    return {"models": models, "project": project, "report": report, "samples": samples}
+    return {"models": models, "project": project, "report": report, "samples": samples,
+            "jit_compile": config.jit_compile}
 
 
 def measure_inputs(project: tf.data.Dataset, report, batch: int, plan: Plan) -> dict[str, list[float]]:
@@ -112,6 +128,8 @@ def measure_inference(model, images: np.ndarray, config, plan: Plan) -> list[flo
 
 def summarise(training: dict, inputs: dict, inference: list[float], precisions, plan: Plan) -> dict:
     fig = {f"{kind}/{p}": median(v) for (kind, p), v in training["samples"].items()}
+    if plan.xla:   # (a) is the approach's own setting of the two
+        fig[f"model_only/{FP32}"] = fig[f"{model_only_kind(training['jit_compile'])}/{FP32}"]
     fig.update({kind: median(v) for kind, v in inputs.items()})
     fig["inference"] = median(inference)
     a, b, c = fig[f"model_only/{FP32}"], fig[f"pipeline/{FP32}"], fig[f"report/{FP32}"]
@@ -121,7 +139,9 @@ def summarise(training: dict, inputs: dict, inference: list[float], precisions, 
            "samples": {**{f"{k}/{p}": [round(x, 1) for x in v] for (k, p), v in training["samples"].items()},
                        **{k: [round(x, 1) for x in v] for k, v in inputs.items()},
                        "inference": [round(x, 1) for x in inference]},
-           "plan": asdict(plan)}
+           "jit_compile": training["jit_compile"], "plan": asdict(plan)}
+    if plan.xla:
+        out["xla_vs_plain"] = ratio(fig[f"model_only_xla/{FP32}"], fig[f"model_only_plain/{FP32}"])
     if BF16 in precisions:
         a16, b16 = fig.get(f"model_only/{BF16}"), fig.get(f"pipeline/{BF16}")
         out[BF16] = {"pipeline_vs_model": ratio(b16, a16), "model_only_vs_float32": ratio(a16, a),

@@ -25,8 +25,9 @@ DEFAULT_APPROACHES = (BASELINE, "cnn_full", "cnn_cropped", "cnn_slim_head", "res
 OPTION_NAMES = ("approaches", "seeds", "from")
 LABEL_TAG = "report_label"
 # Where a run is recorded changes nothing about what it trained (config.TRACKING_FIELDS once merged);
-# the data's content is compared by fingerprint, so a moved folder still matches.
-NOT_HASHED = frozenset(getattr(config_module, "TRACKING_FIELDS", ())) | {"data_dir"}
+# the data's content is compared by fingerprint, so a moved folder still matches. XLA (jit_compile)
+# changes how fast a run trained, not what: runs from before the setting existed still match.
+NOT_HASHED = frozenset(getattr(config_module, "TRACKING_FIELDS", ())) | {"data_dir", "jit_compile"}
 BASELINE_FIELDS = ("n_train", "n_val", "n_test", "split_seed", "skip_bad_images")
 
 

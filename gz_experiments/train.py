@@ -131,7 +131,7 @@ def compile_model(config: TrainConfig, steps_per_epoch: int, pretrained=None) ->
     keras.utils.set_random_seed(config.seed)
     model = models.build_model(config.model, config.data.image_size, pretrained)
     model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse",
-                  metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
+                  metrics=[keras.metrics.RootMeanSquaredError(name="rmse")], jit_compile=config.jit_compile)
     return model
 
 

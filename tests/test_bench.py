@@ -13,7 +13,7 @@ from conftest import PROJECT_ROOT
 
 RATIOS = ("pipeline_vs_model", "pipeline_vs_report", "input_vs_report_input")
 FIGURES = ("model_only/float32", "pipeline/float32", "report/float32", "input_only", "report_input_only",
-           "inference")
+           "inference", "model_only_plain/float32", "model_only_xla/float32")
 
 
 def test_quick_benchmark_writes_every_figure_and_ratio(synthetic_dir, tmp_path):
@@ -35,9 +35,13 @@ def test_quick_benchmark_writes_every_figure_and_ratio(synthetic_dir, tmp_path):
     fig = result["images_per_s"]   # the ratios are the printed figures' ratios, not computed elsewhere
     assert result["pipeline_vs_model"] == pytest.approx(fig["pipeline/float32"] / fig["model_only/float32"], rel=0.02)
     assert result["input_vs_report_input"] == pytest.approx(fig["input_only"] / fig["report_input_only"], rel=0.02)
+    # (a) with XLA off and on side by side; the approach's own setting (cnn_cropped: off) is its (a)
+    assert result["xla_vs_plain"] == pytest.approx(fig["model_only_xla/float32"] / fig["model_only_plain/float32"],
+                                                   rel=0.02)
+    assert result["jit_compile"] is False and fig["model_only/float32"] == fig["model_only_plain/float32"]
     assert set(report["targets_met"]) == {"cache_build_images_per_s", "cnn_cropped.pipeline_vs_model",
                                           "cnn_cropped.input_vs_report_input"}
-    assert "b/a =" in done.stdout and "d(b)/d(c) =" in done.stdout
+    assert "b/a =" in done.stdout and "d(b)/d(c) =" in done.stdout and "xla_vs_plain =" in done.stdout
 
 
 def test_fused_augmentation_resamples_exactly_like_tensorflows_projective_transform():

@@ -33,6 +33,8 @@ BASE = TrainConfig()
     ({"augment": "false"}, ("data", "augment"), None),
     ({"augment": "none"}, ("data", "augment"), None),           # the older spelling, still accepted
     ({"augment": "true"}, ("data", "augment"), AugmentConfig()),
+    ({"jit_compile": "true"}, ("jit_compile",), True),
+    ({"jit_compile": "off"}, ("jit_compile",), False),
 ])
 def test_override_parses_mlflow_strings(params, attribute, expected):
     value = override(BASE, params)
@@ -80,6 +82,7 @@ def test_setting_an_augmentation_field_switches_augmentation_back_on():
     ({"dropout": "high"}, "'dropout'"),
     ({"learning_rate": "0"}, "'learning_rate'"),
     ({"skip_bad_images": "maybe"}, "'skip_bad_images'"),
+    ({"jit_compile": "xla"}, "'jit_compile' must be true or false"),
     ({"subset": "8000"}, "'subset'"),
     # Each optional field has the one word that reads right for it: crop=all would read "crop all".
     ({"crop": "all"}, "'crop' must be a whole number or 'none'"),

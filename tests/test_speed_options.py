@@ -112,3 +112,41 @@ def test_n_train_all_keeps_the_training_split_memory_mapped(synthetic_dir):
     images, labels = next(iter(make_dataset(data.train.images, data.train.labels, 32, training=True,
                                             augment=config.data.augment)))
     assert images.shape == (32, 48, 48, 3) and labels.shape == (32, tree.N_OUTPUTS)
+
+
+@pytest.mark.parametrize("approach", ["cnn_full", "cnn_cropped", "cnn_slim_head", "galaxy_cnn", "resnet"])
+def test_each_approach_compiles_with_its_own_jit_compile_setting(approach):
+    """XLA is chosen per approach by measurement (Keras' 'auto' would turn it off on every CPU);
+    `compile_model` passes the setting through, and an override flips it. Compiles only, no training."""
+    import experiments
+    from gz_experiments.config import override
+    from gz_experiments.train import compile_model
+    config = override(experiments.load(approach).CONFIG, {"weights": "none"} if approach == "resnet" else {})
+    assert config.jit_compile is XLA_BY_APPROACH[approach]
+    assert compile_model(config, steps_per_epoch=10).jit_compile is config.jit_compile
+    flipped = override(config, jit_compile=str(not config.jit_compile))
+    assert compile_model(flipped, steps_per_epoch=10).jit_compile is not config.jit_compile
+
+
+# Chosen by benchmarks/bench.py's xla_vs_plain on this project's 2-core AVX2 CPU (see config.py):
+# XLA was slower for every approach there, ResNet50 included.
+XLA_BY_APPROACH = {"cnn_full": False, "cnn_cropped": False, "cnn_slim_head": False, "galaxy_cnn": False,
+                   "resnet": False}
+
+
+@pytest.mark.slow
+def test_xla_trains_the_tree_output_under_mixed_bfloat16_and_the_saved_model_loads(synthetic_dir):
+    from gz_experiments.serving import load_predictor
+    from gz_experiments.train import train
+    config = _config(synthetic_dir, jit_compile="true", output="tree", precision="mixed_bfloat16")
+    metrics = train(config, progress=False)
+    assert np.isfinite(metrics["test_rmse"]) and np.isfinite(metrics["best_val_rmse"])
+
+    run = mlflow.last_active_run()
+    assert run.data.params["jit_compile"] == "True" and run.data.params["output"] == "tree"
+    predictor = load_predictor(f"runs:/{run.info.run_id}/model")
+    size = predictor.image_size
+    images = np.random.default_rng(0).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    predicted = predictor.predict_images(images)
+    assert predicted.shape == (3, tree.N_OUTPUTS) and np.isfinite(predicted).all()
+    np.testing.assert_allclose(predicted[:, :3].sum(axis=1), 1.0, atol=1e-2)   # the tree's Q1 sums to one
