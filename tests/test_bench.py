@@ -16,6 +16,7 @@ FIGURES = ("model_only/float32", "pipeline/float32", "report/float32", "input_on
            "inference", "model_only_plain/float32", "model_only_xla/float32")
 
 
+@pytest.mark.slow   # a benchmark in a subprocess: TensorFlow, two compiles, a few timed batches
 def test_quick_benchmark_writes_every_figure_and_ratio(synthetic_dir, tmp_path):
     out = tmp_path / "bench.json"
     command = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "bench.py"), "--data-dir", str(synthetic_dir),
