@@ -132,7 +132,7 @@ def report(options: ReportOptions, fixed: dict[str, str]) -> dict:
     """Train (or reuse) every approach, then log the table and figures on the parent run."""
     import mlflow
 
-    from gz_experiments import report_runs, tracking
+    from gz_experiments import experiment, report_runs, tracking
     if options.from_run:
         return report_runs.rebuild(options.from_run)
     jobs = plan(options, fixed)
@@ -140,7 +140,8 @@ def report(options: ReportOptions, fixed: dict[str, str]) -> dict:
     for job in jobs:   # a bad data_dir or split fails here, before anything trains
         data_fingerprint(job.config, fingerprints)
     check_weights(jobs)
-    with tracking.run(run_name="report", tags={"approach": "report"}) as parent:
+    with tracking.run(run_name="report", tags={"approach": "report"},
+                      experiment_id=experiment.use(fixed.get("experiment"))) as parent:
         os.environ.pop("MLFLOW_RUN_ID", None)   # mlflow issue 15713: nested runs must not resume the parent
         tracking.log_params({"approaches": ",".join(options.approaches),
                              "seeds": ",".join(map(str, options.seeds)) or "none",
@@ -152,7 +153,7 @@ def report(options: ReportOptions, fixed: dict[str, str]) -> dict:
             if run_id:
                 print(f"report: {job.label}: reusing finished run {run_id} (same data, split and configuration)")
             else:
-                run_id, error = run_job(job, fingerprint, parent.info.experiment_id)
+                run_id, error = run_job(job, fingerprint)
                 if error is not None:
                     failed[job.label] = error
                     continue
@@ -166,14 +167,14 @@ def report(options: ReportOptions, fixed: dict[str, str]) -> dict:
         return summary
 
 
-def run_job(job: Job, fingerprint: str, experiment_id: str) -> tuple[str, Exception | None]:
+def run_job(job: Job, fingerprint: str) -> tuple[str, Exception | None]:
     """Train one job in a nested run tagged with what identifies its result; an error ends that run
     FAILED (with error.txt) and the report goes on with the next approach."""
-    import mlflow
+    from gz_experiments import tracking
     tags = {CONFIG_HASH_TAG: job.config_hash, DATA_TAG: fingerprint, LABEL_TAG: job.label}
     print(f"report: {job.label}: training")
     try:
-        with mlflow.start_run(nested=True, run_name=job.label, experiment_id=experiment_id, tags=tags) as run:
+        with tracking.run(run_name=job.label, tags=tags, nested=True) as run:   # in the parent's experiment
             if job.approach == BASELINE:
                 from gz_experiments.baseline import baseline
                 baseline(job.config)

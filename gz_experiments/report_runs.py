@@ -123,6 +123,6 @@ def rebuild(source_run_id: str) -> dict:
     if not labelled:
         raise ReportError(f"run {source_run_id} is not a report run (it names no approach runs: tags {RUN_TAG}*)")
     with tracking.run(run_name="report", tags={"approach": "report", "report_rebuilt_from": source_run_id,
-                                               **labelled}):
+                                               **labelled}, experiment_id=source.info.experiment_id):
         mlflow.log_params({k: v for k, v in source.data.params.items() if k in ("approaches", "seeds")})
         return publish(labelled, trained_under=source_run_id)

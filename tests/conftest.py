@@ -161,3 +161,10 @@ def run_id_of(done: subprocess.CompletedProcess) -> str:
     found = RUN_ID.search(done.stderr)
     assert found, f"no run id in mlflow's output:\n{done.stderr[-3000:]}"
     return found.group(1)
+
+
+def search_runs(query: str, client=None) -> list:
+    """Runs matching `query` in every experiment (runs go to galaxy-zoo, mlflow run's to Default)."""
+    from mlflow import MlflowClient
+    client = client or MlflowClient()
+    return client.search_runs([e.experiment_id for e in client.search_experiments()], query)

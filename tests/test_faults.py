@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from conftest import PROJECT_ROOT, tiny_overrides, wait_for
+from conftest import PROJECT_ROOT, search_runs, tiny_overrides, wait_for
 from gz_experiments import processes, tracking
 from gz_experiments.cli import main
 from gz_experiments.data import cache
@@ -225,7 +225,7 @@ def start_training(data_dir, tmp_path: Path, stage: str, epochs: int) -> tuple[s
 
 def run_of(pid: int):
     """The run a process (by its gz.pid tag) is logging to, once it has one."""
-    runs = MlflowClient().search_runs(["0"], f"tags.`{tracking.PROCESS_TAGS['pid']}` = '{pid}'")
+    runs = search_runs(f"tags.`{tracking.PROCESS_TAGS['pid']}` = '{pid}'")
     return runs[0] if runs else None
 
 
@@ -235,7 +235,7 @@ def trained_an_epoch(pid: int):
 
 
 def assert_nothing_running():
-    running = MlflowClient().search_runs(["0"], "attributes.status = 'RUNNING'")
+    running = search_runs("attributes.status = 'RUNNING'")
     assert running == [], [(r.info.run_name, r.data.tags.get("error")) for r in running]
 
 
@@ -288,7 +288,7 @@ def test_the_next_command_closes_the_runs_of_a_sweep_worker_killed_mid_trial(syn
     from test_sweep import start_worker, sweep_args, wait_for as wait_for_worker
     args = sweep_args(synthetic_dir, f"sqlite:///{tmp_path / 'optuna.db'}", "killed", 2, pruner="none", epochs=500)
     worker = start_worker(args, tmp_path / "worker.log")
-    trial_run = wait_for_worker(lambda: next((r for r in MlflowClient().search_runs(["0"], "tags.trial_number = '0'")
+    trial_run = wait_for_worker(lambda: next((r for r in search_runs("tags.trial_number = '0'")
                                               if "train_loss" in r.data.metrics), None),
                                 300, "a trial to train an epoch", worker, tmp_path / "worker.log")
     os.kill(worker.pid, signal.SIGKILL)
@@ -310,7 +310,7 @@ def test_when_the_mlflow_run_launcher_dies_its_training_child_stops(synthetic_di
                                  "--env-manager", "local", *params], stdout=log.open("w"), stderr=subprocess.STDOUT)
 
     def training():
-        runs = MlflowClient().search_runs(["0"], "attributes.status = 'RUNNING'")
+        runs = search_runs("attributes.status = 'RUNNING'")
         return next((r for r in runs if "train_loss" in r.data.metrics and tracking.PROCESS_TAGS["pid"] in r.data.tags),
                     None)
 

@@ -19,7 +19,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from conftest import PROJECT_ROOT, tiny_overrides
+from conftest import PROJECT_ROOT, search_runs, tiny_overrides
 from gz_experiments.cli import main
 
 pytestmark = pytest.mark.slow
@@ -167,8 +167,8 @@ def test_train_seeds_makes_one_run_per_seed_on_one_split(synthetic_dir, tmp_path
     printed = capsys.readouterr().out
     assert "seed 1:" in printed and "seed 2:" in printed
     client = mlflow.MlflowClient()
-    parent = client.search_runs(["0"], "tags.approach = 'seeds:cnn_cropped'")[0]
-    children = client.search_runs(["0"], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    parent = search_runs("tags.approach = 'seeds:cnn_cropped'", client)[0]
+    children = search_runs(f"tags.mlflow.parentRunId = '{parent.info.run_id}'", client)
     assert sorted(r.data.params["seed"] for r in children) == ["1", "2"]
     assert {r.data.params["split_seed"] for r in children} == {"42"}
     splits = [pd.read_csv(client.download_artifacts(r.info.run_id, "split.csv", str(tmp_path / r.info.run_id)))

@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from conftest import PROJECT_ROOT, tiny_overrides, wait_for
+from conftest import PROJECT_ROOT, search_runs, tiny_overrides, wait_for
 from gz_experiments.config import ConfigError
 from gz_experiments.search import Categorical, Float, Int, SearchSpaceError, validate_space
 from gz_experiments.sweep import SweepError, SweepOptions, open_study, parse_options, sweep
@@ -287,7 +287,7 @@ def test_a_diverging_trial_fails_and_is_never_the_best(synthetic_dir, tmp_path):
 
     [trial] = optuna.load_study(study_name="diverged", storage=storage).get_trials()
     assert trial.state == TrialState.FAIL and "diverged" in trial.user_attrs["error"].lower()
-    [parent] = MlflowClient().search_runs(["0"], "tags.approach = 'sweep:cnn_cropped'")
+    [parent] = search_runs("tags.approach = 'sweep:cnn_cropped'")
     assert parent.data.tags["best_trial"].startswith("none") and "best_val_rmse" not in parent.data.metrics
     assert (parent.data.metrics["n_failed"], parent.data.metrics["n_complete"]) == (1, 0)
     [run] = children(parent.info.run_id)
