@@ -99,8 +99,9 @@ class Browser:
         """Click the innermost visible element whose own text is `label` (a tab, a link, a button)."""
         return bool(self.evaluate(f"""(() => {{
             const all = [...document.querySelectorAll('a, button, [role=tab], [role=button], span, div')];
-            const hit = all.filter(e => e.innerText && e.innerText.trim() === {json.dumps(label)}
-                                        && e.offsetParent !== null).pop();
+            const hits = all.filter(e => e.innerText && e.innerText.trim() === {json.dumps(label)}
+                                         && e.offsetParent !== null);
+            const hit = hits.find(e => e.tagName === 'A') || hits.pop();   // a link over its inner text
             if (hit) {{ hit.click(); return true; }} return false; }})()"""))
 
     def screenshot(self, path: Path) -> Path:

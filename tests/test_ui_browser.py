@@ -110,21 +110,19 @@ def test_plain_link_in_a_fresh_browser(ui, store, browser, shots):
 
 
 def test_experiment_opens_on_model_training(ui, store, browser, shots):
-    """The README's path: click 'Model training' in the sidebar once, then open the experiment."""
+    """The README's path: click 'Model training' in the sidebar once; the browser remembers it, so
+    the experiment's plain link then opens on its training runs."""
     run = store["run"]
     browser.open(f"{ui['url']}/#/experiments")
     browser.wait_for_text("Model training", store["experiment"].name)
     assert browser.click_text("Model training")
     browser.wait_for_text("Model registry")            # model training's sidebar
-    assert browser.click_text(store["experiment"].name)
+    browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}")
     text = browser.wait_for_text(run.info.run_name, "Run Name")
     browser.screenshot(shots / "02-experiment-runs.png")
     assert re.search(r"/experiments/\d+/runs", browser.location()), browser.location()
-    assert GENAI_ONLY not in text
-    # remembered: the bare link now opens the runs too
-    browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}")
-    browser.wait_for_text(run.info.run_name, "Run Name")
     assert "workflowType=machine_learning" in browser.location()
+    assert GENAI_ONLY not in text
 
 
 def test_run_page_shows_the_run(ui, store, browser, shots):
@@ -143,7 +141,10 @@ def test_run_page_shows_its_dataset_and_logged_model(ui, store, browser, shots):
     assert datasets, "the run logged no dataset"
     assert models, "the run logged no LoggedModel"
     browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
-    browser.wait_for_text(run.info.run_name, f"Logged models ({len(models)})", *datasets, *(m.name for m in models))
+    # the page names the training split and folds the other two behind "+2"
+    training = next(i.dataset.name for i in run.inputs.dataset_inputs if i.tags[0].value == "training")
+    browser.wait_for_text(run.info.run_name, f"Logged models ({len(models)})", training, "Training",
+                          f"+{len(datasets) - 1}", *(m.name for m in models))
     browser.screenshot(shots / "04-run-dataset-and-model.png")
 
 
