@@ -149,7 +149,7 @@ def report(options: ReportOptions, fixed: dict[str, str]) -> dict:
         failed = {}
         for job in jobs:
             fingerprint = data_fingerprint(job.config, fingerprints)
-            run_id = report_runs.find_finished(parent.info.experiment_id, job.config_hash, fingerprint)
+            run_id = report_runs.find_finished(job.config_hash, fingerprint)
             if run_id:
                 print(f"report: {job.label}: reusing finished run {run_id} (same data, split and configuration)")
             else:

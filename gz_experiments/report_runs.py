@@ -31,11 +31,13 @@ class RunResult:
     settings: str = ""
 
 
-def find_finished(experiment_id: str, config_hash: str, fingerprint: str) -> str | None:
-    """The newest FINISHED run with this configuration on this data; a FAILED, KILLED or still
-    RUNNING one (perhaps a crashed report's) is never reused."""
-    runs = mlflow.MlflowClient().search_runs(
-        [experiment_id], f"tags.{CONFIG_HASH_TAG} = '{config_hash}' and tags.{DATA_TAG} = '{fingerprint}' "
+def find_finished(config_hash: str, fingerprint: str) -> str | None:
+    """The newest FINISHED run with this configuration on this data, in any experiment (`mlflow run`
+    puts a rerun where it is told); a FAILED, KILLED or still RUNNING one is never reused."""
+    client = mlflow.MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+    runs = client.search_runs(
+        experiments, f"tags.{CONFIG_HASH_TAG} = '{config_hash}' and tags.{DATA_TAG} = '{fingerprint}' "
                          f"and attributes.status = 'FINISHED'", max_results=1, order_by=["attributes.start_time DESC"])
     return runs[0].info.run_id if runs else None
 

@@ -85,10 +85,10 @@ def test_only_a_finished_run_with_the_same_hash_and_data_is_reused():
         if status != "RUNNING":
             mlflow.MlflowClient().set_terminated(run.info.run_id, status)
         ids[(status, config_hash, data)] = run.info.run_id
-    assert find_finished(experiment, "h1", "d1") == ids[("FINISHED", "h1", "d1")]
-    assert find_finished(experiment, "h1", "d2") == ids[("FINISHED", "h1", "d2")]
+    assert find_finished("h1", "d1") == ids[("FINISHED", "h1", "d1")]
+    assert find_finished("h1", "d2") == ids[("FINISHED", "h1", "d2")]
     for config_hash in ("h2", "h3", "h4", "h9"):
-        assert find_finished(experiment, config_hash, "d1") is None
+        assert find_finished(config_hash, "d1") is None
 
 
 # ---- table, markdown, figures from fabricated metric dicts ----------------------------------------

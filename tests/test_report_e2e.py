@@ -106,7 +106,10 @@ def test_a_killed_report_resumes_without_retraining_finished_approaches(store, r
         assert len(store.runs(f"tags.report_label = '{label}'")) == 1
     assert "report_run.cnn_slim_head" not in first   # killed before it finished
     slim = store.runs("tags.report_label = 'cnn_slim_head'")
-    assert len(slim) == 2 and {r.info.status for r in slim} == {"RUNNING", "FINISHED"}   # the killed one is never reused
+    # the killed one is never reused: the rerun's first act closed it FAILED (its process is gone)
+    assert len(slim) == 2 and {r.info.status for r in slim} == {"FAILED", "FINISHED"}
+    killed = next(r for r in slim if r.info.status == "FAILED")
+    assert killed.data.tags["error"].startswith("orphaned: process")
     retrained = store.client.get_run(second["report_run.cnn_slim_head"])
     assert retrained.info.status == "FINISHED" and retrained.data.params["epochs"] == "1"
     assert retrained.data.tags["mlflow.parentRunId"] == resumed["second"].info.run_id
