@@ -196,8 +196,10 @@ def _print_metrics(metrics: dict) -> None:
         if "_q" not in key:
             print(f"{key:>16} {metrics[key]:.4f}" if isinstance(metrics[key], float) else f"{key:>16} {metrics[key]}")
     run = mlflow.last_active_run()
-    if run is not None:
-        print(f"MLflow run {run.info.run_id} in {mlflow.get_tracking_uri()} — see it with: mlflow ui")
+    if run is not None:   # MLflow 3.17's UI opens on GenAI unless the link asks for model training
+        print(f"MLflow run {run.info.run_id} in {mlflow.get_tracking_uri()} — in `mlflow ui`: "
+              f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+              f"?workflowType=machine_learning")
 
 
 def usage() -> str:
