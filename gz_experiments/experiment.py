@@ -13,6 +13,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from gz_experiments import tracking
 from gz_experiments.config import ConfigError
 
 DEFAULT = "galaxy-zoo"
@@ -33,6 +34,7 @@ scored by RMSE over the 37 vote fractions on a seeded train/validation/test spli
 def use(requested: str | None = None) -> str | None:
     """The experiment id a new run should start in, made ready for the UI; None when the run
     already exists (`mlflow run`'s, or a sweep's parent): its experiment is only made ready."""
+    tracking.ready_store()
     client = MlflowClient()
     existing = _existing_run_experiment(client)
     if existing is not None:

@@ -7,6 +7,7 @@ Metric names are the contract between training, sweeps and the UI:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 import time
@@ -121,6 +122,7 @@ def close_orphaned_runs() -> list[str]:
         return []
     closed = []
     try:
+        ready_store()   # the file may exist while another command is still creating its tables
         client = mlflow.MlflowClient()
         experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
         host = processes.HOST.replace("'", "")
@@ -145,11 +147,27 @@ def _close(client, found, reason: str) -> None:
     client.set_terminated(run_id, "FAILED")
 
 
+def ready_store() -> None:
+    """Open the tracking store, creating a new sqlite database's tables under a file lock. MLflow
+    creates them without one, so two commands starting together on a fresh database (sweep workers,
+    parallel `train`s) both try and one dies with "table … already exists"."""
+    path = _sqlite_path()
+    if path is None or path == ":memory:" or not Path(path).parent.is_dir():
+        return   # a server, or a folder that doesn't exist: MLflow's own error says so
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes, or the process dies
+        mlflow.MlflowClient().search_experiments(max_results=1)
+
+
+def _sqlite_path() -> str | None:
+    uri = mlflow.get_tracking_uri()
+    return uri[len("sqlite:///"):].split("?")[0] if uri.startswith("sqlite:///") else None
+
+
 def _store_exists() -> bool:
     """Don't create a tracking database just to find it empty (e.g. for `synthetic`)."""
-    uri = mlflow.get_tracking_uri()
-    if uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///"):].split("?")[0]
+    uri, path = mlflow.get_tracking_uri(), _sqlite_path()
+    if path is not None:
         return path == ":memory:" or Path(path).exists()
     if uri.startswith("file:") or "://" not in uri:
         return Path(uri.removeprefix("file://").removeprefix("file:")).exists()
