@@ -12,12 +12,13 @@ import pytest
 
 import experiments
 from conftest import tiny_overrides
-from gz_experiments import report_figures, report_table
+from gz_experiments.report import figures as report_figures, table as report_table
 from gz_experiments.config import ConfigError, flat_params, override
 from gz_experiments.data.dataset import prepare
 from gz_experiments.data.split import split_ids
-from gz_experiments.report import BASELINE, DEFAULT_APPROACHES, parse_options, plan
-from gz_experiments.report_runs import CONFIG_HASH_TAG, DATA_TAG, RunResult, find_finished, settings
+from gz_experiments.report.options import BASELINE, DEFAULT_APPROACHES, parse_options
+from gz_experiments.report.plan import plan
+from gz_experiments.report.runs import CONFIG_HASH_TAG, DATA_TAG, RunResult, find_finished, settings
 from gz_experiments.seeds import parse_seeds, split_seeds
 
 
@@ -191,7 +192,7 @@ def test_split_seed_draws_the_split_and_seed_does_not(synthetic_dir):
 
 
 def test_missing_resnet_weights_fail_before_anything_trains(tmp_path):
-    from gz_experiments.report import check_weights
+    from gz_experiments.report.plan import check_weights
     from gz_experiments.models.resnet import WeightsError
     jobs = plan(*parse_options({"approaches": "baseline,cnn_cropped,resnet",
                                 "resnet.weights": str(tmp_path / "missing.weights.h5")}))

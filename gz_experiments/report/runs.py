@@ -1,12 +1,10 @@
-"""A report's runs in MLflow: the finished run a rerun may reuse, each run's results read back, and
-the table and figures logged on the report's parent run (also when rebuilt with `from=`)."""
+"""A report's runs in MLflow: the finished run a rerun may reuse, and each run's results read back."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import mlflow
 
-from gz_experiments import report_figures, report_table, tracking
 from gz_experiments.errors import GzError
 
 CONFIG_HASH_TAG, DATA_TAG = "report_config_hash", "report_data_fingerprint"
@@ -88,43 +86,3 @@ def results_of(tags: dict[str, str], parent_id: str) -> tuple[list[RunResult], l
         result = collect(client, key[len(RUN_TAG):], tags[key], parent_id)
         (results.append(result) if result else missing.append(key[len(RUN_TAG):]))
     return results, missing
-
-
-def publish(tags: dict[str, str], trained_under: str | None = None) -> dict:
-    """Log results.md/.csv, the figures and `test_rmse/<approach>` on the active (parent) run; runs
-    not nested under `trained_under` (default: this run) are listed as reused."""
-    parent_id = mlflow.active_run().info.run_id
-    results, missing = results_of(tags, trained_under or parent_id)
-    if not results:
-        return {"summary": "report: no approach finished; nothing to tabulate", "results": []}
-    frame = report_table.table(results)
-    text = report_table.markdown(frame, report_table.split_line(results), missing)
-    mlflow.log_metrics(report_table.parent_metrics(frame))
-    tracking.log_frame(frame, "results.csv")
-    mlflow.log_text(text, "results.md")
-    for figure, name in ((report_figures.results_figure(frame), "results.png"),
-                         (report_figures.per_question_figure(report_table.question_matrix(results)), "per_question.png"),
-                         (report_figures.curves_figure(results), "curves.png")):
-        tracking.log_figure(figure, name)
-        report_figures.plt.close(figure)
-    reused = [r.label for r in results if r.reused]
-    summary = f"{text}\nreport run {parent_id} in {mlflow.get_tracking_uri()}"
-    if reused:
-        summary += f"; reused finished runs for: {', '.join(reused)}"
-    return {"summary": summary, "results": results, "run_id": parent_id, "reused": reused, "missing": missing}
-
-
-def rebuild(source_run_id: str) -> dict:
-    """A new report run with the table and figures of `source_run_id`'s finished runs; trains nothing."""
-    try:
-        source = mlflow.MlflowClient().get_run(source_run_id)
-    except mlflow.exceptions.MlflowException as error:
-        raise ReportError(f"report from={source_run_id}: no such run in {mlflow.get_tracking_uri()} "
-                      f"({str(error).splitlines()[0]}); pass a report's parent run id") from None
-    labelled = {k: v for k, v in source.data.tags.items() if k.startswith(RUN_TAG)}
-    if not labelled:
-        raise ReportError(f"run {source_run_id} is not a report run (it names no approach runs: tags {RUN_TAG}*)")
-    with tracking.run(run_name="report", tags={"approach": "report", "report_rebuilt_from": source_run_id,
-                                               **labelled}, experiment_id=source.info.experiment_id):
-        mlflow.log_params({k: v for k, v in source.data.params.items() if k in ("approaches", "seeds")})
-        return publish(labelled, trained_under=source_run_id)
