@@ -33,13 +33,8 @@ def sweep_args(synthetic_dir, storage: str, study: str, n_trials: int, **more) -
                                     "storage": storage, **fixed}.items()]
 
 
-def every_experiment() -> list[str]:
-    """Sweeps run in galaxy-zoo in-process, in mlflow run's Default experiment under `mlflow run`."""
-    return [e.experiment_id for e in MlflowClient().search_experiments()]
-
-
 def children(parent_id: str):
-    runs = MlflowClient().search_runs(every_experiment(), f"tags.mlflow.parentRunId = '{parent_id}'", max_results=100)
+    runs = search_runs(f"tags.mlflow.parentRunId = '{parent_id}'")
     return sorted(runs, key=lambda r: int(r.data.tags["trial_number"]))
 
 
@@ -56,7 +51,7 @@ def test_sweep_through_mlflow_run_nests_trials_under_an_intact_parent(synthetic_
                              "--env-manager", "local", *params], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
-    [parent] = MlflowClient().search_runs(every_experiment(), "tags.approach = 'sweep:cnn_cropped'")
+    [parent] = search_runs("tags.approach = 'sweep:cnn_cropped'")
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["study_name"] == "via-mlflow-run"
     trials = children(parent.info.run_id)
@@ -103,7 +98,7 @@ def test_trial_states_are_tagged_and_counted(synthetic_dir, tmp_path):
     states = [t.state for t in study.get_trials()]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED]
     assert (summary["n_complete"], summary["n_failed"], summary["n_pruned"]) == (1, 1, 1)
-    [parent] = MlflowClient().search_runs(every_experiment(), "tags.approach = 'sweep:cnn_cropped'")
+    [parent] = search_runs("tags.approach = 'sweep:cnn_cropped'")
     good, failed, pruned = children(parent.info.run_id)
     assert [r.data.tags["trial_state"] for r in (good, failed, pruned)] == ["finished", "failed", "pruned"]
     assert failed.info.status == "FAILED" and "too few for n_train=100000" in failed.data.tags["error"]
@@ -179,7 +174,7 @@ def test_two_workers_share_one_budget_through_postgresql(synthetic_dir, tmp_path
     runs = [client.get_run(r) for r in run_ids]
     assert {r.data.tags["trial_state"] for r in runs} == {"finished"}
     assert sorted(int(r.data.tags["trial_number"]) for r in runs) == [0, 1, 2]
-    parents = client.search_runs(every_experiment(), "tags.approach = 'sweep:cnn_cropped'")
+    parents = search_runs("tags.approach = 'sweep:cnn_cropped'", client)
     assert len(parents) == 2 and {r.data.tags["mlflow.parentRunId"] for r in runs} <= {p.info.run_id for p in parents}
     assert all(p.data.metrics["n_complete"] == 3 for p in parents)
     # the test split is scored once per study: both parents carry the same number
