@@ -130,8 +130,10 @@ def test_killed_worker_trial_fails_at_once_and_resume_meets_the_budget(synthetic
             trials = optuna.load_study(study_name="killed", storage=storage).get_trials(states=(TrialState.RUNNING,))
         except KeyError:   # the study isn't created yet
             return None
-        # Tagged and every parameter suggested: the trial is training, so a retry must reuse them.
-        return next((t for t in trials if "mlflow_run_id" in t.user_attrs and t.params), None)
+        # Every parameter suggested (they reach the study one by one; the run gets them all at once,
+        # after the last): the trial is training, so a retry must reuse them all.
+        return next((t for t in trials if "mlflow_run_id" in t.user_attrs and any(
+            key.startswith("trial_") for key in MlflowClient().get_run(t.user_attrs["mlflow_run_id"]).data.params)), None)
 
     dead = wait_for(training_trial, 300, "a trial to start training", worker, tmp_path / "worker.log")
     os.kill(worker.pid, signal.SIGKILL)
