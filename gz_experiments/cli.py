@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
+from gz_experiments import progress
 from gz_experiments.errors import ConfigError, GzError
 
 REQUIRED = object()
@@ -212,6 +213,7 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep TensorFlow's start-up chatter out
+    progress.quiet_library_bars()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())

@@ -4,11 +4,19 @@ in a log. One display for the long loops outside `fit` (the image cache, predict
 synthetic set) and Keras' verbosity for `fit`. No TensorFlow import, so the data tools stay light."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 REDRAW_SECONDS = 0.1   # on a terminal: often enough to look live, rarely enough to cost nothing
 LOG_LINES = 10         # elsewhere (a log, `mlflow run`, CI): one line per tenth, never a line per step
+
+
+def quiet_library_bars(stream=None) -> None:
+    """In a log, MLflow's artifact bars would add a carriage-return line per file (an ensemble's
+    members: hundreds); on a terminal they stay. An explicit MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR wins."""
+    if not (sys.stderr if stream is None else stream).isatty():
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def keras_verbose(progress: bool) -> int:

@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import io
+import os
 
-from gz_experiments.progress import LOG_LINES, Progress, keras_verbose
+import mlflow
+
+from gz_experiments.cli import main
+from gz_experiments.progress import LOG_LINES, Progress, keras_verbose, quiet_library_bars
+
+BARS = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 class Terminal(io.StringIO):
@@ -36,3 +42,24 @@ def test_keras_prints_a_line_per_epoch_unless_on_a_terminal(monkeypatch):
     assert keras_verbose(True) == 2 and keras_verbose(False) == 2
     monkeypatch.setattr("sys.stdout", Terminal())
     assert keras_verbose(True) == 1 and keras_verbose(False) == 2
+
+
+def test_in_a_log_mlflow_artifact_bars_are_off_unless_asked_for(monkeypatch, tmp_path, capfd):
+    monkeypatch.setenv(BARS, "")   # so that teardown restores what was there (delenv alone can't)
+    monkeypatch.delenv(BARS)
+    quiet_library_bars(Terminal())
+    assert BARS not in os.environ
+    main(["help"])   # every command starts so; stderr is captured here, as in a log
+    assert os.environ[BARS] == "false"
+    files = tmp_path / "files"
+    files.mkdir()
+    for name in "abc":
+        (files / name).write_text(name)
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(files), "files")
+    capfd.readouterr()
+    mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/files", dst_path=str(tmp_path / "out"))
+    assert "Downloading artifacts" not in capfd.readouterr().err
+    monkeypatch.setenv(BARS, "true")   # asked for explicitly: kept
+    quiet_library_bars(io.StringIO())
+    assert os.environ[BARS] == "true"
