@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 
-from gz_experiments import experiment, inputs, metric_groups, tracking
+from gz_experiments import experiment, inputs, metric_groups, registry, tracking
 from gz_experiments.data.source import open_source
 from gz_experiments.ensemble import members as chosen
 from gz_experiments.ensemble import model as ensemble_model
@@ -31,7 +31,8 @@ def ensemble(options: EnsembleOptions, progress: bool = True) -> dict[str, float
         mlflow.log_metrics(metric_groups.grouped(metrics))
         info = ensemble_model.log([m.model for m in members])
         if options.register:
-            register(options.register, mlflow.active_run().info.run_id, metrics["test_rmse"], info.model_id)
+            registry.register(options.register, mlflow.active_run().info.run_id, metrics["test_rmse"],
+                              model_id=info.model_id)
         return metrics
 
 
@@ -64,18 +65,3 @@ def score_members(predictor: AveragingPredictor, images: TestImages, options: En
         metrics[f"best_member_{prefix}"] = min(own)
         metrics[f"gain_over_best_member_{prefix}"] = min(own) - metrics[prefix]
     return metrics
-
-
-def register(name: str, run_id: str, test_rmse: float, model_id: str | None) -> None:
-    """REGISTRY HOOK: `register=<name>` goes through `gz_experiments.registry` (champion alias)
-    where it exists; without it, a plain new version of <name>."""
-    import importlib
-    try:
-        registry = importlib.import_module("gz_experiments.registry")
-    except ModuleNotFoundError as error:
-        if error.name != "gz_experiments.registry":
-            raise
-        version = mlflow.register_model(f"models:/{model_id}" if model_id else f"runs:/{run_id}/model", name)
-        print(f"registered {name} version {version.version}")
-        return
-    registry.register(name, run_id, test_rmse, model_id=model_id)

@@ -6,14 +6,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from gz_experiments import config as config_module
-from gz_experiments.config import ConfigError, TrainConfig, flat_params, override
+from gz_experiments.config import TRACKING_FIELDS, ConfigError, TrainConfig, flat_params, override
 from gz_experiments.report.options import BASELINE, ReportOptions, overrides_for
 
-# Where a run is recorded changes nothing about what it trained (config.TRACKING_FIELDS once merged);
+# Where a run is recorded changes nothing about what it trained (TRACKING_FIELDS);
 # the data's content is compared by fingerprint, so a moved folder still matches. XLA (jit_compile)
 # changes how fast a run trained, not what: runs from before the setting existed still match.
-NOT_HASHED = frozenset(getattr(config_module, "TRACKING_FIELDS", ())) | {"data_dir", "jit_compile"}
+NOT_HASHED = TRACKING_FIELDS | {"data_dir", "jit_compile"}
 BASELINE_FIELDS = ("n_train", "n_val", "n_test", "split_seed", "skip_bad_images")
 
 
