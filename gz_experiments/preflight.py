@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from gz_experiments.errors import GzError
+from gz_experiments.tracking import sqlite_path
 
 
 class PlaceError(GzError):
@@ -26,7 +27,7 @@ def check_tracking() -> None:
     from mlflow.exceptions import MlflowException
     uri = mlflow.get_tracking_uri()
     advice = f"set MLFLOW_TRACKING_URI to a writable store, e.g. sqlite:///{Path.cwd() / 'mlflow.db'}"
-    database = _sqlite_path(uri)
+    database = sqlite_path(uri)
     if database is not None:
         _check_sqlite(database, advice)
     elif _local_path(uri) is not None:
@@ -60,12 +61,6 @@ def _artifact_location() -> str | None:
         except MlflowException:   # no default experiment: nothing to go by
             return None
     return experiment.artifact_location
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    if not uri.startswith("sqlite:///") or uri.startswith("sqlite:///:memory:"):
-        return None
-    return Path(unquote(uri[len("sqlite:///"):].split("?")[0]))
 
 
 def _local_path(uri: str) -> Path | None:

@@ -13,6 +13,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from urllib.parse import unquote
 
 import mlflow
 
@@ -151,24 +152,31 @@ def ready_store() -> None:
     """Open the tracking store, creating a new sqlite database's tables under a file lock. MLflow
     creates them without one, so two commands starting together on a fresh database (sweep workers,
     parallel `train`s) both try and one dies with "table … already exists"."""
-    path = _sqlite_path()
-    if path is None or path == ":memory:" or not Path(path).parent.is_dir():
+    path = sqlite_path(mlflow.get_tracking_uri())
+    if path is None or not path.parent.is_dir():
         return   # a server, or a folder that doesn't exist: MLflow's own error says so
-    with open(f"{path}.lock", "a") as lock:
+    try:
+        lock = open(f"{path}.lock", "a")
+    except OSError:   # a folder we may not write to: nothing to race with that we could create
+        return
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes, or the process dies
         mlflow.MlflowClient().search_experiments(max_results=1)
 
 
-def _sqlite_path() -> str | None:
-    uri = mlflow.get_tracking_uri()
-    return uri[len("sqlite:///"):].split("?")[0] if uri.startswith("sqlite:///") else None
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///…` tracking URI; None for other stores and `:memory:`."""
+    if not uri.startswith("sqlite:///") or uri.startswith("sqlite:///:memory:"):
+        return None
+    return Path(unquote(uri[len("sqlite:///"):].split("?")[0]))
 
 
 def _store_exists() -> bool:
     """Don't create a tracking database just to find it empty (e.g. for `synthetic`)."""
-    uri, path = mlflow.get_tracking_uri(), _sqlite_path()
-    if path is not None:
-        return path == ":memory:" or Path(path).exists()
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        path = sqlite_path(uri)
+        return path is None or path.exists()
     if uri.startswith("file:") or "://" not in uri:
         return Path(uri.removeprefix("file://").removeprefix("file:")).exists()
     return True

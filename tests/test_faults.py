@@ -20,7 +20,7 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import PROJECT_ROOT, search_runs, tiny_overrides, wait_for
-from gz_experiments import processes, tracking
+from gz_experiments import experiment, processes, tracking
 from gz_experiments.cli import main
 from gz_experiments.data import cache
 from gz_experiments.data.cache import cache_root, load_or_build
@@ -162,6 +162,14 @@ def test_commands_starting_together_on_a_new_database_all_get_it(tmp_path):
     outputs = [racer.communicate(timeout=120)[0] for racer in racers]
     assert [racer.returncode for racer in racers] == [0] * 4, outputs
     assert [e.name for e in MlflowClient().search_experiments()] == ["race", "Default"]
+
+
+def test_a_lock_file_that_cannot_be_made_does_not_stop_the_command(tmp_path, monkeypatch):
+    database = tmp_path / "store" / "mlflow.db"
+    (tmp_path / "store" / "mlflow.db.lock").mkdir(parents=True)   # opening it fails, as a read-only folder would
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    mlflow.set_tracking_uri(f"sqlite:///{database}")
+    assert experiment.use("unlocked") is not None and database.exists()
 
 
 def test_sigterm_ends_the_run_killed_with_a_note():
