@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gz_experiments import inputs, tracking, tree
+from gz_experiments import tree
+from gz_experiments.served import inputs
+from gz_experiments.tracking import runs as tracking
 from gz_experiments.data.images import ImageError
 from gz_experiments.progress import Progress
 from gz_experiments.data.source import _IMAGE_NAME, TEST_IMAGES, DataError, ImageStore, _examples
 from gz_experiments.errors import ConfigError
-from gz_experiments.serving import load_predictor
+from gz_experiments.served.serving import load_predictor
 
 @dataclass
 class Predictions:
@@ -155,7 +157,7 @@ def predict(model_uri: str, images: str, out: str = "submission.csv", *, tta: bo
             batch_size: int = 500, skip_bad_images: bool = False, progress: bool = True) -> pd.DataFrame:
     """Predict every image into a submission CSV, logged as an artifact of a `predict` MLflow run."""
     import mlflow
-    from gz_experiments import experiment
+    from gz_experiments.tracking import experiment
     with tracking.run(run_name="predict", tags={"approach": "predict"}, experiment_id=experiment.use()):
         tracking.log_params({"model_uri": model_uri, "images": str(images), "tta": tta,
                              "batch_size": batch_size, "skip_bad_images": skip_bad_images})
