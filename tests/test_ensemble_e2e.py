@@ -87,7 +87,7 @@ def test_ensemble_of_uris_is_scored_beside_its_members_and_loads_as_a_model(in_w
     np.testing.assert_allclose(own, [r.data.metrics["test_rmse"] for r in members], atol=1e-5)
     # RMSE is a norm: the mean's error is at most the members' mean error (triangle inequality).
     assert metrics["test_rmse"] <= np.mean(own) + 1e-7
-    assert {"test_rmse_tta", "per_question/test_rmse_q1", "member_test_rmse_tta/1"} <= set(run.data.metrics)
+    assert {"test_rmse_tta", "test_rmse_by_question", "member_test_rmse_tta/1"} <= set(run.data.metrics)
 
     jpeg = sorted((synthetic_dir / "images_test_rev1").glob("*.jpg"))[0].read_bytes()
     request = pd.DataFrame({"image": [base64.b64encode(jpeg).decode()]})

@@ -63,7 +63,7 @@ def save_model(path, mlflow_model: Model, members: list[MemberModel], **_) -> No
 def log(members: list[MemberModel], name: str = "model") -> ModelInfo:
     """The ensemble as a model of the active run; `runs:/<run_id>/model` loads it."""
     return Model.log(None, name=name, flavor=sys.modules[__name__], flavor_name="python_function",
-                     members=members, validate_serving_input=False)
+                     members=members, validate_serving_input=False, step=serving.UNTIED_STEP)
 
 
 def predictor_of(members: list[MemberModel]) -> AveragingPredictor:

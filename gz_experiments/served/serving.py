@@ -80,11 +80,17 @@ def save_model(path, mlflow_model: Model, predictor: Predictor, input_example_jp
     save(predictor, Path(path), mlflow_model, input_example_jpeg)
 
 
+# The step a model is logged at: MLflow ties every metric the run holds at that step to the model,
+# and at step 0 that is the first system-metrics sample ("CPU 0 %" as the model's first metric).
+# No metric is logged at this step; the recorder ties the test scores to the model explicitly.
+UNTIED_STEP = -1
+
+
 def log(predictor: Predictor, name: str = "model", input_example_jpeg: bytes | None = None) -> ModelInfo:
     """The model as an MLflow 3 LoggedModel of the active run (the experiment's Models tab, with the
-    run's parameters and step-0 metrics); `runs:/<run_id>/model` and `models:/<model_id>` load it."""
+    run's parameters); `runs:/<run_id>/<name>` and `models:/<model_id>` load it."""
     return Model.log(None, name=name, flavor=sys.modules[__name__], flavor_name="keras", predictor=predictor,
-                     input_example_jpeg=input_example_jpeg,
+                     input_example_jpeg=input_example_jpeg, step=UNTIED_STEP,
                      validate_serving_input=False)   # loading it back costs seconds; tests serve it instead
 
 
