@@ -29,11 +29,10 @@ def test_the_view_state_sorts_by_test_rmse_with_the_scores_as_columns():
 
 
 def test_only_parameters_that_differ_become_columns():
-    runs = [_Run(_Data({"dropout": "0.5", "epochs": "5", "data_path": "/a"})),
-            _Run(_Data({"dropout": "0.3", "epochs": "5", "data_path": "/b"})),
-            _Run(_Data({"dropout": "0.3", "epochs": "5", "weights": "none"}))]
-    assert links.differing_params(runs)[:2] == ["dropout", "weights"]   # data_path differs but tells nothing
-    assert "epochs" not in links.differing_params(runs)
+    runs = [_Run(_Data({"dropout": "0.5", "epochs": "5", "data_path": "/a", "tta": "true"})),
+            _Run(_Data({"dropout": "0.3", "epochs": "5", "data_path": "/b", "tta": "True"})),
+            _Run(_Data({"model_uri": "runs:/x/model", "tta": "false"}))]   # an evaluate run: not a training
+    assert links.differing_params(runs) == ["dropout"]   # data_path differs but tells nothing; tta in two spellings
 
 
 def test_the_link_opens_the_stored_view_on_model_training():

@@ -48,8 +48,7 @@ def label(data_dir: str | Path) -> str:
     return path.name or str(data_dir)
 
 
-def log_splits(source: Source, ids_by_split: dict, data_dir: str | None = None,
-               fingerprint: str | None = None) -> dict:
+def log_splits(source: Source, ids_by_split: dict) -> dict:
     """Log train/val/test as the run's inputs (contexts training/validation/testing), named after
     the folder the data were read from (one name for the same data, whichever command ran);
     returns the dataset entities by split."""
@@ -61,7 +60,7 @@ def log_splits(source: Source, ids_by_split: dict, data_dir: str | None = None,
     return entities
 
 
-def log_scored(source: Source, ids, data_dir: str | None = None, context: str = "evaluation"):
+def log_scored(source: Source, ids, context: str = "evaluation"):
     """The galaxies `evaluate` scored, as one input of its run; returns the dataset entity."""
     entity = dataset(source, ids, f"{label(source.root)}-all")
     _log(entity, context)

@@ -24,6 +24,7 @@ SCORES = ("test_rmse", "test_rmse_tta", "best_val_rmse")
 SORTED_BY = "test_rmse"
 DEFAULT_COLUMNS = ("attributes.`Dataset`", "attributes.`Models`")
 MAX_PARAM_COLUMNS = 8
+TRAINED = "epochs"   # a param every training run logs
 # Params that differ between almost any two runs without telling them apart as experiments.
 NOT_COLUMNS = {"data_path", "data_fingerprint", "storage", "members", "member_run_ids", "member_names",
                "model_uri", "images", "experiment", "study_name"}
@@ -52,16 +53,17 @@ def view_state(param_columns: list[str]) -> dict:
 
 
 def differing_params(runs) -> list[str]:
-    """Param keys whose value differs between the runs (or that only some runs have), most
-    often-set first, at most MAX_PARAM_COLUMNS."""
+    """Param keys whose value differs between the training runs (those with `epochs`; else all
+    runs), most often-set first, at most MAX_PARAM_COLUMNS. Evaluate, predict and parent runs log
+    other keys: they would make every key look different."""
+    trained = [r for r in runs if TRAINED in r.data.params] or list(runs)
     values: dict[str, set] = {}
     counts: dict[str, int] = {}
-    for run in runs:
+    for run in trained:
         for key, value in run.data.params.items():
             values.setdefault(key, set()).add(value.lower())
             counts[key] = counts.get(key, 0) + 1
-    differ = [k for k, v in values.items()
-              if k not in NOT_COLUMNS and not k.startswith("set.") and (len(v) > 1 or counts[k] < len(runs))]
+    differ = [k for k, v in values.items() if k not in NOT_COLUMNS and not k.startswith("set.") and len(v) > 1]
     return sorted(differ, key=lambda k: (-counts[k], k))[:MAX_PARAM_COLUMNS]
 
 

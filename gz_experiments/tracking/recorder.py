@@ -102,15 +102,15 @@ class Recorder:
 
     # ---- data ------------------------------------------------------------------------------------
 
-    def splits(self, source, ids_by_split: dict, data_dir: str, fingerprint: str | None = None) -> dict[str, str]:
-        """train/val/test as the run's dataset inputs; their digests."""
-        entities = datasets.log_splits(source, ids_by_split, data_dir, fingerprint)
+    def splits(self, source, ids_by_split: dict) -> dict[str, str]:
+        """train/val/test as the run's dataset inputs (named after the folder read); their digests."""
+        entities = datasets.log_splits(source, ids_by_split)
         self.test_dataset = entities.get("test")
         return {split: entity.digest for split, entity in entities.items()}
 
-    def scored(self, source, ids, data_dir: str) -> None:
+    def scored(self, source, ids) -> None:
         """The galaxies `evaluate` scored, as the run's input; its results are tied to them."""
-        self.test_dataset = datasets.log_scored(source, ids, data_dir)
+        self.test_dataset = datasets.log_scored(source, ids)
 
     # ---- files -----------------------------------------------------------------------------------
 
