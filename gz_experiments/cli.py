@@ -19,6 +19,7 @@ EVALUATE = {"model_uri": (str, REQUIRED), "data_dir": (str, REQUIRED), "tta": (b
             "skip_bad_images": (bool, "false")}
 PREDICT = {"model_uri": (str, REQUIRED), "images": (str, REQUIRED), "out": (str, "submission.csv"),
            "tta": (bool, "false"), "batch_size": (int, "500"), "skip_bad_images": (bool, "false")}
+UI = {"port": (int, "5000"), "host": (str, "127.0.0.1")}
 SYNTHETIC = {"out": (str, "data/synthetic"), "n": (int, "2000"), "n_test": (int, "0"), "seed": (int, "0")}
 # A sweep trains many models: shorter than an approach's own run unless epochs=… is given.
 SWEEP_EPOCHS = "6"
@@ -71,31 +72,39 @@ def cmd_train(tokens: list[str]) -> None:
     if "--help-params" in tokens:
         _print_params(experiments.load(approach).CONFIG)
         return
-    from gz_experiments.seeds import split_seeds
+    from gz_experiments.commands.seeds import split_seeds
     overrides, seeds = split_seeds(_given(tokens))
-    config = with_data_folder(_ready(override(experiments.load(approach).CONFIG, overrides)))
+    defaults = experiments.load(approach).CONFIG
+    config = _ready(override(defaults, overrides))
+    from gz_experiments import models
+    models.prepare_weights(config.model)   # before any data are generated: offline ResNet fails in seconds
+    config = with_data_folder(config)
     if seeds:
-        from gz_experiments.seeds import train_each_seed
-        train_each_seed(config, seeds, show=_print_metrics)
+        from gz_experiments.commands.seeds import train_each_seed
+        train_each_seed(config, seeds, defaults, show=_print_metrics)
+        _print_links()
         return
     from gz_experiments.train import train   # after validation: a bad parameter fails before TensorFlow loads
-    _print_metrics(train(config))
+    _print_metrics(train(config, defaults=defaults))
+    _print_links()
 
 
 def cmd_baseline(tokens: list[str]) -> None:
     """baseline [key=value …]: the mean-prediction floor on the split training uses."""
     import experiments
-    from gz_experiments.baseline import baseline
+    from gz_experiments.commands.baseline import baseline
     from gz_experiments.config import override
     config = override(experiments.load("cnn_cropped").CONFIG, _given(tokens))
     _print_metrics(baseline(with_data_folder(_ready(config))))
+    _print_links()
 
 
 def cmd_evaluate(tokens: list[str]) -> None:
     """evaluate model_uri=… data_dir=… [tta=true] [skip_bad_images=false]: score a logged model."""
     options = _ready(_options("evaluate", _given(tokens), EVALUATE))
-    from gz_experiments.evaluate import evaluate
+    from gz_experiments.commands.evaluate import evaluate
     _print_metrics(evaluate(**options))
+    _print_links()
 
 
 def cmd_predict(tokens: list[str]) -> None:
@@ -104,7 +113,7 @@ def cmd_predict(tokens: list[str]) -> None:
     if options["batch_size"] < 1:
         raise ConfigError(f"parameter 'batch_size' must be at least 1, got {options['batch_size']}")
     _ready(options)
-    from gz_experiments.predict import predict
+    from gz_experiments.commands.predict import predict
     predict(**options)
 
 
@@ -117,7 +126,8 @@ def cmd_sweep(tokens: list[str]) -> None:
         value = summary[key]
         print(f"{key:>24} {value:.4f}" if isinstance(value, float) else f"{key:>24} {value}")
     print(f"study {options.name!r} in {safe_url(options.storage)}; watch it with: "
-          f"optuna-dashboard {safe_url(options.storage)}   and: mlflow ui")
+          f"optuna-dashboard {safe_url(options.storage)}   and: gz-experiments ui")
+    _print_links()
 
 
 def cmd_report(tokens: list[str]) -> None:
@@ -125,6 +135,7 @@ def cmd_report(tokens: list[str]) -> None:
     from gz_experiments.report import parse_options, report
     options, fixed = _ready(parse_options(_given(tokens)))
     print(report(options, fixed)["summary"])
+    _print_links()
 
 
 def cmd_ensemble(tokens: list[str]) -> None:
@@ -133,6 +144,7 @@ def cmd_ensemble(tokens: list[str]) -> None:
     options = _ready(parse_options(_given(tokens)))
     from gz_experiments.ensemble.build import ensemble   # after validation: TensorFlow loads here
     _print_metrics(ensemble(options))
+    _print_links()
 
 
 def cmd_synthetic(tokens: list[str]) -> None:
@@ -145,21 +157,25 @@ def cmd_synthetic(tokens: list[str]) -> None:
     print(f"wrote {options['n']} synthetic galaxies to {path}")
 
 
+def cmd_ui(tokens: list[str]) -> None:
+    """ui [port=5000] [host=127.0.0.1]: `mlflow ui` on the tracking store, and the link that compares runs."""
+    options = _options("ui", parse_overrides(tokens), UI)
+    from gz_experiments.tracking.ui import serve
+    serve(options["host"], options["port"])
+
+
 COMMANDS = {"train": cmd_train, "baseline": cmd_baseline, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "sweep": cmd_sweep, "report": cmd_report, "ensemble": cmd_ensemble, "synthetic": cmd_synthetic}
+            "sweep": cmd_sweep, "report": cmd_report, "ensemble": cmd_ensemble, "synthetic": cmd_synthetic, "ui": cmd_ui}
 
 
 def _given(tokens: list[str]) -> dict[str, str]:
     """The command line's parameters; under `mlflow run` these are the ones MLflow logged already."""
-    given = parse_overrides(tokens)
-    from gz_experiments import tracking
-    tracking.launcher_logged(os.environ.get("MLFLOW_RUN_ID"), {key for key, _ in _pairs(tokens)})
-    return given
+    return parse_overrides(tokens)
 
 
 def _ready(validated):
     """Once the parameters are valid and before any heavy work: can results be written?"""
-    from gz_experiments.preflight import check_writable_places
+    from gz_experiments.tracking.preflight import check_writable_places
     check_writable_places()
     return validated
 
@@ -171,6 +187,9 @@ def with_data_folder(config):
     from gz_experiments.data.dataset import SYNTHETIC, resolve_data_dir
     if config.data.data_dir != SYNTHETIC:
         return config
+    data = config.data
+    print(f"data: the built-in synthetic set ({(data.n_train or 8000) + data.n_val + data.n_test} generated galaxies, "
+          f"not the competition's); give data_dir=<folder> for real data")
     return override(config, data_dir=str(resolve_data_dir(config.data)))
 
 
@@ -192,15 +211,19 @@ def _print_params(config) -> None:
 
 
 def _print_metrics(metrics: dict) -> None:
-    import mlflow
     for key in sorted(metrics):
         if "_q" not in key:
             print(f"{key:>16} {metrics[key]:.4f}" if isinstance(metrics[key], float) else f"{key:>16} {metrics[key]}")
-    run = mlflow.last_active_run()
-    if run is not None:   # MLflow 3.17's UI opens on GenAI unless the link asks for model training
-        print(f"MLflow run {run.info.run_id} in {mlflow.get_tracking_uri()} — in `mlflow ui`: "
-              f"http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
-              f"?workflowType=machine_learning")
+
+
+def _print_links() -> None:
+    """The run just recorded and the experiment's runs compared, as `gz-experiments ui` serves them."""
+    from gz_experiments.tracking import links, store
+    found = links.last_run_links()
+    if found is not None:
+        run_id, run, compare = found
+        print(f"MLflow run {run_id} in {store.tracking_uri()}; with `gz-experiments ui` running:\n"
+              f"  this run:         {run}\n  compare the runs: {compare}")
 
 
 def usage() -> str:
@@ -225,28 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         if {"-h", "--help"} & set(tokens):
             print(COMMANDS[name].__doc__)
             return 0
-        from gz_experiments.tracking import begin_command
+        from gz_experiments.tracking.runs import begin_command
         begin_command()   # follow an `mlflow run` launcher; close runs whose process died
         COMMANDS[name](tokens)
     except GzError as error:
         print(f"error: {error}", file=sys.stderr)
-        _record_in_project_run(error)
+        from gz_experiments.tracking.runs import record_command_error
+        record_command_error(error)
         return 2
     return 0
-
-
-def _record_in_project_run(error: GzError) -> None:
-    """Under `mlflow run` the run exists before the command starts: an error raised before training
-    took it over (a bad parameter) is logged there too, so the FAILED run says why."""
-    run_id = os.environ.get("MLFLOW_RUN_ID")
-    if not run_id:
-        return
-    from mlflow import MlflowClient
-    message = f"{type(error).__name__}: {error}"
-    try:
-        client = MlflowClient()
-        if "error" not in client.get_run(run_id).data.tags:   # training's own record has the traceback
-            client.set_tag(run_id, "error", message[:5000])
-            client.log_text(run_id, message + "\n", "error.txt")
-    except Exception:   # the store being unreachable must not hide the user's error
-        pass

@@ -95,15 +95,28 @@ ALIASES = {"subset": {"all": {"n_train": "all"}}}
 _INDEXED = re.compile(r"^(\w+)\[(\d+)\]$")   # filters[2]: one element of a tuple field
 
 
+class FieldNameCollision(TypeError):
+    """Two config fields share a flat name (a model's `crop` would silently take over `data.crop`):
+    a programming error, raised when the config module is imported."""
+
+
 def _leaf_paths(cls, prefix=()) -> dict[str, tuple[tuple[str, ...], object]]:
-    """Flat name -> (path of attribute names, declared type); flat names are unique by design."""
+    """Flat name -> (path of attribute names, declared type); flat names must be unique."""
     paths = {}
+
+    def add(found: dict) -> None:
+        for name, (path, hint) in found.items():
+            if name in paths and paths[name][0] != path:
+                raise FieldNameCollision(f"config field {'.'.join(path)} has the flat name {name!r} of "
+                                         f"{'.'.join(paths[name][0])}: rename one (flat names are parameters)")
+            paths[name] = (path, hint)
+
     for name, hint in typing.get_type_hints(cls).items():
         subs = _dataclasses_in(hint)
         for sub in subs:   # several for the model's body: every architecture's fields
-            paths.update(_leaf_paths(sub, prefix + (name,)))
+            add(_leaf_paths(sub, prefix + (name,)))
         if not subs or name == "augment":   # augment=none switches augmentation off
-            paths[name] = (prefix + (name,), hint)
+            add({name: (prefix + (name,), hint)})
     return paths
 
 
@@ -285,3 +298,6 @@ def describe_params(config: TrainConfig) -> str:
 
 def known_parameters() -> list[str]:
     return sorted(_leaf_paths(TrainConfig))
+
+
+_leaf_paths(TrainConfig)   # at import: a field-name collision stops here, not as a silently wrong training

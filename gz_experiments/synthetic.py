@@ -30,6 +30,11 @@ JPEG_QUALITY = 90
 ODD_FEATURES = tree.QUESTIONS[7].answers  # ring, lens or arc, disturbed, irregular, other, merger, dust lane
 
 
+def is_synthetic(folder: str | Path) -> bool:
+    """Whether a data folder was written by `generate` (not the competition's galaxies)."""
+    return (Path(folder).expanduser() / MARKER).is_file()
+
+
 def generate(out_dir: str | Path, n: int, seed: int = 0, image_size: int = 424, n_test: int = 0,
              progress: bool = True) -> Path:
     """Write n labelled (and n_test unlabelled) images to out_dir, or reuse a complete earlier run.

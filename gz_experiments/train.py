@@ -6,18 +6,18 @@ import time
 from typing import Callable
 
 import keras
-import mlflow
 import numpy as np
 
-from gz_experiments import (datasets, experiment, figures, metric_groups, models, registry, run_notes,
-                            serving, system_metrics, tracking)
+from gz_experiments import figures, models
+from gz_experiments.tracking import system_metrics
+from gz_experiments.tracking.recorder import KERAS_TO_METRIC, Recorder, recording
 from gz_experiments.config import TrainConfig, flat_params
 from gz_experiments.data.dataset import PreparedData, prepare
 from gz_experiments.data.pipeline import make_dataset
 from gz_experiments.errors import GzError
 from gz_experiments.hardware import distribution_strategy, precision_policy
-from gz_experiments.layers import training_callbacks
-from gz_experiments.predictor import Predictor
+from gz_experiments.models.layers import training_callbacks
+from gz_experiments.served.predictor import Predictor
 from gz_experiments.progress import keras_verbose
 from gz_experiments.scoring import evaluate_split
 
@@ -51,7 +51,7 @@ class StopOnDivergence(keras.callbacks.Callback):
         bad = {key: float(value) for key, value in (logs or {}).items()
                if key in self.WATCHED and not math.isfinite(float(value))}
         if bad:
-            found = ", ".join(f"{tracking.KERAS_TO_METRIC[key]} {value}" for key, value in bad.items())
+            found = ", ".join(f"{KERAS_TO_METRIC[key]} {value}" for key, value in bad.items())
             raise DivergedError(self.message(f"the end of epoch {epoch + 1}", found))
 
     def message(self, where: str, found: str) -> str:
@@ -84,46 +84,57 @@ class KeepBestWeights(keras.callbacks.Callback):
 class EpochLogger(keras.callbacks.Callback):
     """Keras' history under the project's metric names, step = epoch (1-based, as the bar shows)."""
 
+    def __init__(self, recorder: Recorder):
+        super().__init__()
+        self.recorder = recorder
+
     def on_epoch_end(self, epoch, logs=None):
-        metrics = {tracking.KERAS_TO_METRIC[k]: float(v) for k, v in (logs or {}).items()
-                   if k in tracking.KERAS_TO_METRIC}
-        mlflow.log_metrics(metric_groups.per_epoch(metrics), step=epoch + 1)
+        self.recorder.epoch(epoch + 1, {KERAS_TO_METRIC[k]: float(v) for k, v in (logs or {}).items()
+                                        if k in KERAS_TO_METRIC})
 
 
-def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_test: bool = True,
-          log_model: bool = True, progress: bool = True) -> dict[str, float]:
-    """Train `config`'s approach, log everything to the active (or a new) MLflow run, return metrics."""
-    with tracking.run(run_name=config.approach, tags={"approach": config.approach},
-                      experiment_id=experiment.use(config.tracking.experiment)), \
+def train(config: TrainConfig, *, defaults: TrainConfig | None = None, epoch_hook: EpochHook | None = None,
+          evaluate_test: bool = True, log_model: bool = True, progress: bool = True) -> dict[str, float]:
+    """Train `config`'s approach, log everything to the active (or a new) MLflow run, return metrics.
+    `defaults` (the approach's own config) names the run by what differs from it."""
+    with recording(config.approach, {"approach": config.approach}, experiment_name=config.tracking.experiment) as rec, \
             system_metrics.sampled(config.tracking.system_metrics):
-        tracking.log_params(flat_params(config))
-        run_notes.name_run(config)
-        run_notes.describe_training(config)
-        started = time.perf_counter()
-        pretrained = models.prepare_weights(config.model)   # before data work: an offline download fails fast
-        data = prepare(config.data, progress=progress)
-        log_data(data, config)
-        with precision_policy(config.precision), distribution_strategy().scope():
-            model = compile_model(config, -(-len(data.train) // config.batch_size), pretrained)
-        keeper = KeepBestWeights(epoch_hook)
-        callbacks = [StopOnDivergence(config), EpochLogger(), keeper, *training_callbacks(model)]
-        history = fit(model, data, config, callbacks, progress)
-        metrics = {"best_val_rmse": keeper.best, "best_epoch": keeper.best_epoch,
-                   "epochs_run": len(history["loss"]), "train_seconds": time.perf_counter() - started}
-        if keeper.stopped:
-            mlflow.set_tag("stopped_early", "true")
-        predictor = Predictor(model, config.data.image_size, config.data.crop)
-        if evaluate_test:
-            metrics.update(evaluate_split(predictor, data.test.images, data.test.labels, config.tta))
-        mlflow.log_metrics(metric_groups.grouped(metrics))
-        tracking.log_figure(figures.learning_curves(history, f"{config.approach}: loss and RMSE"), "learning_curves.png")
-        if log_model:
-            serving.log(predictor, input_example_jpeg=data.source.images.read(int(data.test.ids[0])))
-            if config.tracking.register and evaluate_test:   # a sweep registers its best trial once tested
-                registry.register(config.tracking.register, mlflow.active_run().info.run_id,
-                                  metrics.get("test_rmse"))
-        run_notes.describe_training(config, {n: len(getattr(data, n)) for n in ("train", "val", "test")}, metrics)
-        return metrics
+        rec.params(flat_params(config))
+        rec.name_training(config, defaults)
+        rec.describe_training(config)
+        try:
+            return _train(config, rec, epoch_hook, evaluate_test, log_model, progress)
+        except BaseException as error:
+            rec.describe_training(config, error=error)
+            raise
+
+
+def _train(config: TrainConfig, rec: Recorder, epoch_hook, evaluate_test: bool, log_model: bool,
+           progress: bool) -> dict[str, float]:
+    started = time.perf_counter()
+    pretrained = models.prepare_weights(config.model)   # before data work: an offline download fails fast
+    data = prepare(config.data, progress=progress)
+    log_data(rec, data, config)
+    with precision_policy(config.precision), distribution_strategy().scope():
+        model = compile_model(config, -(-len(data.train) // config.batch_size), pretrained)
+    keeper = KeepBestWeights(epoch_hook)
+    callbacks = [StopOnDivergence(config), EpochLogger(rec), keeper, *training_callbacks(model)]
+    history = fit(model, data, config, callbacks, progress)
+    metrics = {"best_val_rmse": keeper.best, "best_epoch": keeper.best_epoch,
+               "epochs_run": len(history["loss"]), "train_seconds": time.perf_counter() - started}
+    if keeper.stopped:
+        rec.tags({"stopped_early": True})
+    predictor = Predictor(model, config.data.image_size, config.data.crop)
+    if evaluate_test:
+        metrics.update(evaluate_split(predictor, data.test.images, data.test.labels, config.tta))
+    rec.figure(figures.learning_curves(history, f"{config.approach}: loss and RMSE"), "learning_curves.png")
+    if log_model:   # first: the test scores logged next are tied to it (the Models tab)
+        rec.model(predictor, input_example_jpeg=data.source.images.read(int(data.test.ids[0])))
+    rec.results(metrics)
+    if log_model and config.tracking.register and evaluate_test:   # a sweep registers its best trial once tested
+        rec.register(config.tracking.register, metrics.get("test_rmse"))
+    rec.describe_training(config, {n: len(getattr(data, n)) for n in ("train", "val", "test")}, metrics)
+    return metrics
 
 
 def compile_model(config: TrainConfig, steps_per_epoch: int, pretrained=None) -> keras.Model:
@@ -155,10 +166,10 @@ def fit(model, data: PreparedData, config: TrainConfig, callbacks, progress: boo
     return history.history
 
 
-def log_data(data: PreparedData, config: TrainConfig) -> None:
-    mlflow.log_params({"data_fingerprint": data.fingerprint, "data_path": str(data.source.root),
-                       "n_train_used": len(data.train), "n_val_used": len(data.val), "n_test_used": len(data.test)})
-    mlflow.log_param("n_bad_images", len(data.bad))   # a param: a metric would be a lone bar, mostly 0
-    datasets.log_splits(data.source, {n: getattr(data, n).ids for n in ("train", "val", "test")}, config.data.data_dir)
-    tracking.log_frame(data.split_frame(), "split.csv")
-    tracking.log_figure(figures.training_samples(data, config), "input_samples.png")
+def log_data(rec: Recorder, data: PreparedData, config: TrainConfig) -> None:
+    rec.params({"data_fingerprint": data.fingerprint, "data_path": str(data.source.root),
+                "n_train_used": len(data.train), "n_val_used": len(data.val), "n_test_used": len(data.test),
+                "n_bad_images": len(data.bad)})   # a param: a metric would be a lone bar, mostly 0
+    rec.splits(data.source, {n: getattr(data, n).ids for n in ("train", "val", "test")})
+    rec.table(data.split_frame(), "split.csv")
+    rec.figure(figures.training_samples(data, config), "input_samples.png")

@@ -8,7 +8,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from gz_experiments import cli, tracking
+from gz_experiments import cli
+from gz_experiments.tracking.recorder import Recorder
 from gz_experiments.errors import ConfigError, GzError
 
 LABELS = "training_solutions_rev1.csv"
@@ -32,7 +33,8 @@ def test_one_parser_reads_key_value_and_mlflow_style_tokens():
 
 
 def test_every_command_is_registered_in_the_cli(capsys):
-    assert set(cli.COMMANDS) == {"train", "baseline", "evaluate", "predict", "sweep", "report", "ensemble", "synthetic"}
+    assert set(cli.COMMANDS) == {"train", "baseline", "evaluate", "predict", "sweep", "report", "ensemble", "synthetic",
+                                 "ui"}
     assert cli.main(["--help"]) == 0
     printed = capsys.readouterr().out
     assert all(f"  {name} " in printed for name in cli.COMMANDS)
@@ -151,11 +153,36 @@ def test_an_unreadable_image_is_named_by_its_file_not_a_buffer(data_copy):
 def test_params_mlflow_run_logged_are_left_to_it_and_only_on_its_run():
     with mlflow.start_run() as launched:
         mlflow.log_param("n_train", "all")   # what `mlflow run -P n_train=all` logs first
-        tracking.launcher_logged(launched.info.run_id, {"n_train"})
-        tracking.log_params({"n_train": None, "seed": 42})
+        Recorder(launched.info.run_id, launched.info.experiment_id).params({"n_train": None, "seed": 42})
     with mlflow.start_run() as other:
-        tracking.log_params({"n_train": 96, "seed": 42})
-    tracking.launcher_logged(None, ())
+        Recorder(other.info.run_id, other.info.experiment_id).params({"n_train": 96, "seed": 42, "tta": True})
     assert mlflow.get_run(launched.info.run_id).data.params == {"n_train": "all", "seed": "42"}
-    assert mlflow.get_run(other.info.run_id).data.params == {"n_train": "96", "seed": "42"}
+    assert mlflow.get_run(other.info.run_id).data.params == {"n_train": "96", "seed": "42", "tta": "true"}
 
+
+
+def test_resnet_weights_are_checked_before_any_data_are_generated(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("GZ_CACHE_DIR", str(tmp_path / "cache"))
+    assert cli.main(["train", "resnet", "weights=/nowhere/resnet50.weights.h5"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not (tmp_path / "cache" / "synthetic").exists()   # nothing generated before the check
+
+
+def test_training_on_the_synthetic_default_says_so_in_one_line(monkeypatch, tmp_path, capsys):
+    import experiments
+    monkeypatch.setattr("gz_experiments.data.dataset.resolve_data_dir", lambda data: tmp_path / "generated")
+    config = cli.with_data_folder(experiments.load("cnn_cropped").CONFIG)
+    [line] = [l for l in capsys.readouterr().out.splitlines() if "synthetic" in l]
+    assert "not the competition's" in line and "data_dir=<folder>" in line
+    assert config.data.data_dir == str(tmp_path / "generated")
+
+
+def test_every_approach_has_an_mlproject_entry_point():
+    import experiments
+    import yaml
+    from conftest import PROJECT_ROOT
+    entries = yaml.safe_load((PROJECT_ROOT / "MLproject").read_text())["entry_points"]
+    for approach in experiments.APPROACHES:
+        assert entries[approach]["command"] == f"python -m gz_experiments train {approach}", approach
+    assert set(experiments.REPORT_APPROACHES) == set(experiments.REPORT_RMSE) and \
+        experiments.REPORT_APPROACHES == ("cnn_full", "cnn_cropped", "cnn_slim_head", "resnet")

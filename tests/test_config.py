@@ -1,10 +1,12 @@
 """`override` parses MLflow's strings and rejects bad values by name; experiment configs state the report."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 import experiments
-from gz_experiments.config import AugmentConfig, ConfigError, TrainConfig, flat_params, override
+from gz_experiments.config import AugmentConfig, ConfigError, DataConfig, TrainConfig, flat_params, override
 
 BASE = TrainConfig()
 
@@ -171,3 +173,21 @@ def test_flat_params_uses_names_override_accepts():
     from gz_experiments.config import known_parameters
     others = {"weights", "fine_tune_blocks", "global_pool"}   # parameters of the models BASE doesn't use
     assert set(flat_params(BASE)) == set(known_parameters()) - others
+
+
+@dataclasses.dataclass(frozen=True)
+class _Body:
+    crop: int = 3   # the same flat name as data.crop
+
+
+@dataclasses.dataclass(frozen=True)
+class _Colliding:
+    data: DataConfig = DataConfig()
+    body: _Body = _Body()
+
+
+def test_a_field_name_repeated_in_another_config_is_an_error_at_import():
+    from gz_experiments.config import FieldNameCollision, _leaf_paths
+    with pytest.raises(FieldNameCollision, match=r"body\.crop .* 'crop' of data\.crop"):
+        _leaf_paths(_Colliding)
+    assert "crop" in _leaf_paths(type(experiments.load("cnn_cropped").CONFIG))   # the real config is fine

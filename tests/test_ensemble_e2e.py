@@ -87,7 +87,7 @@ def test_ensemble_of_uris_is_scored_beside_its_members_and_loads_as_a_model(in_w
     np.testing.assert_allclose(own, [r.data.metrics["test_rmse"] for r in members], atol=1e-5)
     # RMSE is a norm: the mean's error is at most the members' mean error (triangle inequality).
     assert metrics["test_rmse"] <= np.mean(own) + 1e-7
-    assert {"test_rmse_tta", "per_question/test_rmse_q1", "member_test_rmse_tta/1"} <= set(run.data.metrics)
+    assert {"test_rmse_tta", "test_rmse_by_question", "member_test_rmse_tta/1"} <= set(run.data.metrics)
 
     jpeg = sorted((synthetic_dir / "images_test_rev1").glob("*.jpg"))[0].read_bytes()
     request = pd.DataFrame({"image": [base64.b64encode(jpeg).decode()]})
@@ -125,7 +125,7 @@ def test_members_on_different_data_are_one_error_line(in_world):
 
 def test_members_on_different_data_score_on_a_given_folder(in_world, synthetic_dir):
     """Different crops and input sizes too: evaluate prepares each member's own input."""
-    from gz_experiments.evaluate import evaluate
+    from gz_experiments.commands.evaluate import evaluate
     models = f"{_model_uri(in_world['members'][0])},{_model_uri(in_world['other'])}"
     metrics, run = _build(models=models, data_dir=str(synthetic_dir), n_train="96", n_val="32", n_test="32",
                           split_seed="42", tta="false")

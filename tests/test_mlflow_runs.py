@@ -11,9 +11,9 @@ from mlflow import MlflowClient
 
 import experiments
 from conftest import tiny_overrides
-from gz_experiments import experiment, metric_groups, registry, run_notes
+from gz_experiments.tracking import experiment, metric_groups, registry, run_notes
 from gz_experiments.config import ConfigError, override
-from gz_experiments.registry import Standing, champion_decision
+from gz_experiments.tracking.registry import Standing, champion_decision
 
 KIND = experiment.KIND_TAG
 
@@ -58,10 +58,14 @@ def test_a_deleted_experiment_is_a_clear_error(monkeypatch):
 
 def test_run_names_show_what_differs_and_tell_alike_runs_apart():
     config = override(experiments.load("cnn_cropped").CONFIG, epochs=5, dropout=0.3, n_train=96)
-    names = {run_notes.run_name(config, run_id) for run_id in ("1a2b" + "0" * 28, "9f8e" + "0" * 28)}
+    defaults = experiments.load("cnn_cropped").CONFIG
+    names = {run_notes.run_name(config, run_id, defaults) for run_id in ("1a2b" + "0" * 28, "9f8e" + "0" * 28)}
     assert len(names) == 2
     assert all(n.startswith("cnn_cropped dropout=0.3 epochs=5 n_train=96 #") for n in names), names
-    assert run_notes.run_name(experiments.load("cnn_cropped").CONFIG, "abcd" * 8) == "cnn_cropped #abcd"
+    assert run_notes.run_name(defaults, "abcd" * 8, defaults) == "cnn_cropped #abcd"
+    assert run_notes.run_name(config, "abcd" * 8) == "cnn_cropped #abcd"   # no defaults given: nothing to compare
+    assert run_notes.run_name(override(defaults, augment="false"), "abcd" * 8, defaults) == \
+        "cnn_cropped augment=false #abcd"   # booleans in one spelling
 
 
 def test_tracking_parameters_pass_as_flat_names():
@@ -70,13 +74,12 @@ def test_tracking_parameters_pass_as_flat_names():
     assert override(config, register="none").tracking.register is None
 
 
-def test_per_question_rmse_get_their_own_section_and_curves_come_first():
-    logged = metric_groups.grouped({"test_rmse": 0.1, "test_rmse_q3": 0.2, "test_rmse_tta_q11": 0.3})
-    assert logged == {"test_rmse": 0.1, "per_question/test_rmse_q3": 0.2, "per_question/test_rmse_tta_q11": 0.3}
-    epoch = metric_groups.per_epoch({"val_rmse": 0.2})
-    assert epoch == {"val_rmse": 0.2, "per_epoch/val_rmse": 0.2}
-    # MLflow's UI shows prefixed sections sorted by name, then the unprefixed "Model metrics"
-    assert sorted([metric_groups.QUESTION_GROUP, metric_groups.EPOCH_GROUP])[0] == metric_groups.EPOCH_GROUP
+def test_per_question_rmse_is_one_metric_per_score_in_question_order():
+    single, by_question = metric_groups.split_questions(
+        {"test_rmse": 0.1, "test_rmse_q3": 0.2, "test_rmse_q10": 0.25, "test_rmse_tta_q11": 0.3})
+    assert single == {"test_rmse": 0.1}
+    assert by_question == {"test_rmse_by_question": {3: 0.2, 10: 0.25}, "test_rmse_tta_by_question": {11: 0.3}}
+    assert not any("/" in name for name in [*single, *by_question])   # one section: "Model metrics"
 
 
 @pytest.mark.parametrize("candidate, holder, moves", [
@@ -99,7 +102,7 @@ def test_champion_moves_only_for_a_better_model_on_the_same_data(candidate, hold
 def _train(synthetic_dir, **more):
     from gz_experiments.train import train
     config = override(experiments.load("cnn_cropped").CONFIG, tiny_overrides(synthetic_dir, **more))
-    metrics = train(config, progress=False)
+    metrics = train(config, defaults=experiments.load("cnn_cropped").CONFIG, progress=False)
     return mlflow.get_run(mlflow.last_active_run().info.run_id), metrics
 
 
@@ -152,7 +155,11 @@ def test_the_model_is_a_logged_model_linked_to_the_run(two_runs):
     [model] = two_runs.client.search_logged_models([first.info.experiment_id],
                                                    f"source_run_id = '{first.info.run_id}'")
     assert model.name == "model" and model.status.name == "READY"
-    assert two_runs.client.get_logged_model(model.model_id).metrics   # linked to the run's test metrics
+    linked = two_runs.client.get_logged_model(model.model_id).metrics
+    # the test scores, on the test split's dataset; no system metric ("CPU 0 %") tied to the model
+    assert {m.key for m in linked} >= {"test_rmse"} and not any(m.key.startswith("system/") for m in linked)
+    testing = {i.tags[0].value: i.dataset.name for i in first.inputs.dataset_inputs}["testing"]
+    assert {m.dataset_name for m in linked if m.key == "test_rmse"} == {testing}
 
 
 @pytest.mark.slow
@@ -163,12 +170,17 @@ def test_system_metrics_are_on_by_default_and_off_on_request(two_runs):
 
 
 @pytest.mark.slow
-def test_curves_come_first_and_per_question_metrics_have_their_own_section(two_runs):
+def test_each_metric_has_one_name_in_one_section_and_questions_are_in_order(two_runs):
     first, second = two_runs.first, two_runs.second
     assert "n_bad_images" in first.data.params and "n_bad_images" not in first.data.metrics
-    history = two_runs.client.get_metric_history(second.info.run_id, "per_epoch/val_rmse")
+    history = two_runs.client.get_metric_history(second.info.run_id, "val_rmse")
     assert [m.step for m in history] == [1, 2]
-    assert "per_question/test_rmse_q1" in first.data.metrics and "test_rmse_q1" not in first.data.metrics
+    model_metrics = [k for k in first.data.metrics if not k.startswith("system/")]
+    assert not any("/" in k for k in model_metrics), model_metrics   # no duplicate `per_epoch/…` section
+    assert len(model_metrics) <= 12, model_metrics
+    questions = two_runs.client.get_metric_history(first.info.run_id, "test_rmse_by_question")
+    assert sorted(m.step for m in questions) == list(range(1, 12))
+    assert first.data.params["tta"] == "true" and first.data.params["augment"] == "true"   # one spelling
 
 
 @pytest.mark.slow
@@ -185,22 +197,22 @@ def test_register_adds_versions_and_champion_follows_the_better_one(two_runs):
 
 @pytest.mark.slow
 def test_evaluate_and_predict_take_registry_uris(synthetic_dir, tmp_path):
-    from gz_experiments.evaluate import evaluate
-    from gz_experiments.predict import predict
+    from gz_experiments.commands.evaluate import evaluate
+    from gz_experiments.commands.predict import predict
     _, metrics = _train(synthetic_dir, register="gz", tta="false")
     for uri in ("models:/gz@champion", "models:/gz/1"):
         scored = evaluate(uri, str(synthetic_dir), tta=False, progress=False)
         assert 0 < scored["test_rmse"] < 1
         run = mlflow.get_run(mlflow.last_active_run().info.run_id)
         [scored_data] = run.inputs.dataset_inputs
-        assert scored_data.tags[0].value == "evaluation" and "per_question/test_rmse_q1" in run.data.metrics
+        assert scored_data.tags[0].value == "evaluation" and "test_rmse_by_question" in run.data.metrics
     frame = predict("models:/gz@champion", str(synthetic_dir), str(tmp_path / "out.csv"), progress=False)
     assert len(frame) == 8 and (tmp_path / "out.csv").is_file()
 
 
 @pytest.mark.slow
 def test_baseline_logs_its_split_and_no_lone_curve_point(synthetic_dir):
-    from gz_experiments.baseline import baseline
+    from gz_experiments.commands.baseline import baseline
     config = override(experiments.load("cnn_cropped").CONFIG, tiny_overrides(synthetic_dir))
     metrics = baseline(config)
     run = mlflow.get_run(mlflow.last_active_run().info.run_id)

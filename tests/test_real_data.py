@@ -9,7 +9,7 @@ import pytest
 
 import experiments
 from gz_experiments import tree
-from gz_experiments.baseline import baseline
+from gz_experiments.commands.baseline import baseline
 from gz_experiments.config import override
 from gz_experiments.data.source import open_source
 
@@ -41,7 +41,8 @@ def test_short_cnn_cropped_run_trains_and_scores(real_data_dir):
     assert int(run.data.params["n_train_used"]) == 300
     assert 0 < metrics["test_rmse"] < 0.30
     assert run.data.metrics["test_rmse"] == pytest.approx(metrics["test_rmse"])
-    assert all(np.isfinite(run.data.metrics[f"per_question/test_rmse_q{q}"]) for q in range(1, 12))
+    questions = mlflow.MlflowClient().get_metric_history(run.info.run_id, "test_rmse_by_question")
+    assert sorted(m.step for m in questions) == list(range(1, 12)) and all(np.isfinite(m.value) for m in questions)
 
 
 def test_baseline_on_the_real_split(real_data_dir):

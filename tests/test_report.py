@@ -19,7 +19,7 @@ from gz_experiments.data.split import split_ids
 from gz_experiments.report.options import BASELINE, DEFAULT_APPROACHES, parse_options
 from gz_experiments.report.plan import plan
 from gz_experiments.report.runs import CONFIG_HASH_TAG, DATA_TAG, RunResult, find_finished, settings
-from gz_experiments.seeds import parse_seeds, split_seeds
+from gz_experiments.commands.seeds import parse_seeds, split_seeds
 
 
 # ---- options and plan -----------------------------------------------------------------------------
@@ -143,6 +143,14 @@ def test_markdown_names_the_split_reused_runs_and_missing_approaches():
     assert report_table.duration(7800) == "2 h 10 min" and report_table.duration(600) == "10 min"
 
 
+def test_a_table_on_synthetic_data_says_so_and_sets_nothing_beside_the_reports_figures():
+    frame = report_table.table(RESULTS, competition=False)
+    assert frame["report_test_rmse"].isna().all() and frame["vs_report"].isna().all()
+    text = report_table.markdown(frame, report_table.split_line(RESULTS), competition=False)
+    assert "Synthetic data" in text and "ours − report" not in text and "| report |" not in text
+    assert "0.1369" not in text
+
+
 def test_figures_draw_every_approach(tmp_path):
     frame = report_table.table(RESULTS)
     matrix = report_table.question_matrix(RESULTS)
@@ -159,11 +167,12 @@ def test_figures_draw_every_approach(tmp_path):
 
 
 def test_settings_name_where_a_run_departs_from_its_approach():
-    params = {k: "none" if v is None else str(v) for k, v in flat_params(experiments.load("resnet").CONFIG).items()}
-    assert settings("resnet", params) == ""
-    assert settings("resnet", {**params, "weights": "none", "epochs": "5.0", "learning_rate": "1e-3",
-                               "n_train": "5866"}) == "weights=none, epochs=5.0"
-    assert settings(BASELINE, {"n_train": "5"}) == ""
+    defaults = flat_params(experiments.load("resnet").CONFIG)
+    params = {k: "none" if v is None else str(v) for k, v in defaults.items()}
+    assert settings(params, defaults) == ""
+    assert settings({**params, "weights": "none", "epochs": "5.0", "learning_rate": "1e-3",
+                     "n_train": "5866"}, defaults) == "weights=none, epochs=5.0"
+    assert settings({"n_train": "5"}, None) == ""   # the baseline: no approach defaults
 
 
 # ---- seeds and split_seed -------------------------------------------------------------------------

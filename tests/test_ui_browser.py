@@ -1,8 +1,10 @@
 """The MLflow UI in a real browser: `mlflow ui` as the README starts it (one worker, job runner off)
 on a finished training run's store, opened in headless Debian Chromium over the DevTools protocol.
 
-A person opens the experiment on model training, sees the run, its parameters and test RMSE, its
-dataset and its logged model. Screenshots go to GZ_SCREENSHOT_DIR when it is set (to look at them).
+A person opens the link a command prints (a fresh browser, nothing remembered): the runs table on
+model training, sorted by test RMSE with the scores and the parameters that differ as columns; a run
+page with the test RMSE in its first section; the Models tab with the models and their test RMSE on
+the test dataset. Screenshots go to GZ_SCREENSHOT_DIR when it is set (to look at them).
 
 MLflow 3.17.2's UI picks GenAI or model training from a switch at the top of its sidebar (default
 GenAI, remembered by the browser, or `?workflowType=machine_learning` in a link), not from the
@@ -33,19 +35,24 @@ GENAI_ONLY = "Detect Issues"    # on the GenAI overview, never on model training
 
 @pytest.fixture(scope="module")
 def store(synthetic_dir, tmp_path_factory) -> dict:
-    """A finished training run in a sqlite store, as `python -m gz_experiments train` leaves it."""
+    """Two finished training runs (dropout 0.5 and 0.2) in a sqlite store, as `python -m gz_experiments
+    train` leaves them, with the link the second one printed."""
     folder = tmp_path_factory.mktemp("ui-store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(MLFLOW_TRACKING_URI=uri, GZ_CACHE_DIR=str(folder / "cache"), TF_CPP_MIN_LOG_LEVEL="2")
-    tokens = [f"{k}={v}" for k, v in tiny_overrides(synthetic_dir).items()]
-    done = subprocess.run([sys.executable, "-m", "gz_experiments", "train", "cnn_cropped", *tokens],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    for dropout in ("0.5", "0.2"):
+        tokens = [f"{k}={v}" for k, v in tiny_overrides(synthetic_dir, dropout=dropout).items()]
+        done = subprocess.run([sys.executable, "-m", "gz_experiments", "train", "cnn_cropped", *tokens],
+                              cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    link = re.search(r"compare the runs: (\S+)", done.stdout)
+    assert link, done.stdout[-2000:]
     client = MlflowClient(uri)
-    [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    return {"folder": folder, "uri": uri, "client": client, "run": run,
-            "experiment": client.get_experiment(run.info.experiment_id)}
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              order_by=["metrics.test_rmse ASC"])
+    return {"folder": folder, "uri": uri, "client": client, "run": runs[0], "runs": runs, "link": link.group(1),
+            "experiment": client.get_experiment(runs[0].info.experiment_id)}
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +157,54 @@ def test_run_page_shows_its_dataset_and_logged_model(ui, store, browser, shots):
 
 def test_models_tab_lists_the_logged_model(ui, store, browser, shots):
     run = store["run"]
-    [model] = store["client"].search_logged_models(experiment_ids=[run.info.experiment_id])
-    browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}/models")
-    browser.wait_for_text(model.name, run.info.run_name)
+    models = store["client"].search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert len(models) == 2
+    browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}/models?workflowType=machine_learning")
+    testing = {i.tags[0].value: i.dataset.name for i in run.inputs.dataset_inputs}["testing"]
+    text = browser.wait_for_text(run.info.run_name, "test_rmse", testing)
     browser.screenshot(shots / "05-experiment-models.png")
+    assert all(m.name in text for m in models)
+    # each model's test RMSE, on the test dataset (not a system metric such as CPU 0 %)
+    for model in models:
+        linked = {m.key: m for m in store["client"].get_logged_model(model.model_id).metrics}
+        assert linked["test_rmse"].dataset_name == testing
+        assert f"{linked['test_rmse'].value:.4f}"[:5] in text
+    assert "cpu_utilization" not in text
+
+
+def here(link: str, ui: dict) -> str:
+    """The printed link (made for `gz-experiments ui` on port 5000) on this test's UI."""
+    return re.sub(r"^http://[^/]+", ui["url"], link)
+
+
+def test_the_printed_link_compares_the_runs_sorted_by_test_rmse(ui, store, shots):
+    """A fresh browser (no remembered workflow): the link opens model training's runs table with
+    test_rmse and the differing parameter as columns, best run first."""
+    fresh = Browser(free_port())
+    try:
+        fresh.open(here(store["link"], ui))
+        first, second = store["runs"]
+        fresh.wait_for_text(first.info.run_name, second.info.run_name, "test_rmse", "best_val_rmse", "dropout")
+        time.sleep(2)
+        text = fresh.text()
+        fresh.screenshot(shots / "00-printed-link-runs-table.png")
+        assert GENAI_ONLY not in text and "workflowType=machine_learning" in fresh.location()
+        assert first.data.metrics["test_rmse"] <= second.data.metrics["test_rmse"]
+        assert text.index(first.info.run_name) < text.index(second.info.run_name)   # sorted by test_rmse
+        assert f"{first.data.metrics['test_rmse']:.4f}"[:5] in text   # the value in its column
+    finally:
+        fresh.close()
+
+
+def test_the_run_page_has_the_test_rmse_in_its_first_section(ui, store, browser, shots):
+    run = store["run"]
+    browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}/model-metrics"
+                 f"?workflowType=machine_learning")
+    browser.wait_for_text("test_rmse", "val_rmse", "test_rmse_by_question")
+    time.sleep(2)
+    text = browser.text()
+    browser.screenshot(shots / "06-run-model-metrics.png")
+    assert "per_epoch" not in text and "per_question" not in text   # one name per metric, one section
+    # every chart is in the one "Model metrics" section: no other section (a `prefix/` group) comes first
+    sections = [line for line in text.splitlines() if re.fullmatch(r"[\w.-]+ \(\d+\)", line.strip())]
+    assert sections and sections[0].startswith("Model metrics"), sections

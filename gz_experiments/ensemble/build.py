@@ -2,17 +2,17 @@
 model averaging its members."""
 from __future__ import annotations
 
-import mlflow
 import numpy as np
 
-from gz_experiments import experiment, inputs, metric_groups, registry, tracking
+from gz_experiments.served import inputs
 from gz_experiments.data.source import open_source
 from gz_experiments.ensemble import members as chosen
-from gz_experiments.ensemble import model as ensemble_model
-from gz_experiments.ensemble.averaging import AveragingPredictor
+from gz_experiments.served import ensemble as ensemble_model
+from gz_experiments.served.averaging import AveragingPredictor
 from gz_experiments.ensemble.options import EnsembleOptions
 from gz_experiments.ensemble.scored_images import TestImages, folder_test_split, members_test_split
 from gz_experiments.scoring import score
+from gz_experiments.tracking.recorder import Recorder, recording
 
 
 def ensemble(options: EnsembleOptions, progress: bool = True) -> dict[str, float]:
@@ -23,31 +23,39 @@ def ensemble(options: EnsembleOptions, progress: bool = True) -> dict[str, float
     images = folder_test_split(options.data_dir, options.split) if options.data_dir else \
         members_test_split(members)
     # beside the runs it was chosen from (`mlflow run`'s own run stays where MLflow put it)
-    with tracking.run(run_name="ensemble", tags={"approach": "ensemble"},
-                      experiment_id=experiment.use(options.experiment)):
-        _log_choice(options, members, images)
+    with recording(f"ensemble of {len(members)}", {"approach": "ensemble"},
+                   experiment_name=options.experiment) as rec:
+        _log_choice(rec, options, members, images)
         predictor = ensemble_model.predictor_of([m.model for m in members])
         metrics = score_members(predictor, images, options, progress)
-        mlflow.log_metrics(metric_groups.grouped(metrics))
-        info = ensemble_model.log([m.model for m in members])
+        model_id = rec.ensemble_model([m.model for m in members])
+        rec.results(metrics)
+        rec.describe(_description(options, members, metrics))
         if options.register:
-            registry.register(options.register, mlflow.active_run().info.run_id, metrics["test_rmse"],
-                              model_id=info.model_id)
+            rec.register(options.register, metrics["test_rmse"], model_id=model_id)
         return metrics
 
 
-def _log_choice(options: EnsembleOptions, members: list[chosen.Member], images: TestImages) -> None:
+def _description(options: EnsembleOptions, members: list[chosen.Member], metrics: dict) -> str:
+    listed = "\n".join(f"- {m.name}" for m in members)
+    scored = f"data_dir {options.data_dir}" if options.data_dir else "the members' common test split"
+    return (f"**Ensemble** averaging {len(members)} models (each with its own crop, input size and TTA):\n\n"
+            f"{listed}\n\nScored on {scored}: test RMSE **{metrics['test_rmse']:.4f}**, the best member "
+            f"{metrics['best_member_test_rmse']:.4f} (`member_test_rmse/<i>` each).")
+
+
+def _log_choice(rec: Recorder, options: EnsembleOptions, members: list[chosen.Member], images: TestImages) -> None:
     runs = [m.run.info.run_id if m.run else "none" for m in members]
-    tracking.log_params({
+    rec.params({
         "members": ",".join(m.model.uri for m in members), "member_run_ids": ",".join(runs),
         "member_names": ",".join(m.run.info.run_name if m.run else m.model.uri for m in members),
         "n_members": len(members), "selection": "models" if options.models else
         f"top {options.top_k} {options.approach} by {chosen.SELECTION_METRIC} in {options.experiment}",
         "tta": options.tta, "scored_on": f"data_dir {options.data_dir}" if options.data_dir else "members' test split",
     })
-    mlflow.log_params({"data_path": images.data_path, "n_test_used": len(images.ids),
-                       **({"data_fingerprint": images.fingerprint} if images.fingerprint else {})})
-    tracking.log_frame(images.split_frame(), "split.csv")
+    rec.params({"data_path": images.data_path, "n_test_used": len(images.ids),
+                **({"data_fingerprint": images.fingerprint} if images.fingerprint else {})})
+    rec.table(images.split_frame(), "split.csv")
 
 
 def score_members(predictor: AveragingPredictor, images: TestImages, options: EnsembleOptions,

@@ -5,15 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
-from mlflow import MlflowClient
-from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
-from mlflow.models import Model
-
-from gz_experiments import serving
-from gz_experiments.ensemble.model import MemberModel
 from gz_experiments.errors import GzError
+from gz_experiments.served import serving
+from gz_experiments.served.ensemble import MemberModel
+from gz_experiments.tracking import store
 
 SELECTION_METRIC = "best_val_rmse"
 
@@ -25,7 +20,7 @@ class EnsembleError(GzError):
 @dataclass(frozen=True)
 class Member:
     model: MemberModel
-    run: Run | None   # None: a model folder on disk, logged by no run we can see
+    run: object | None   # mlflow's Run; None: a model folder on disk, logged by no run we can see
 
     @property
     def name(self) -> str:
@@ -49,44 +44,35 @@ def resolve(uris: list[str]) -> list[Member]:
 
 def _download(uri: str, run_id: str | None) -> MemberModel:
     try:
-        folder = Path(mlflow.artifacts.download_artifacts(uri))
-        conf = Model.load(str(folder / "MLmodel")).flavors.get("python_function", {})
-    except (MlflowException, OSError) as error:
+        folder = store.download(uri)
+        conf = store.pyfunc_conf(folder)
+    except store.ReadError as error:
         raise EnsembleError(f"model {uri!r} cannot be loaded ({error}); give runs:/<run_id>/model, "
                             f"models:/<name>@<alias> or models:/<name>/<version>") from None
-    if conf.get("loader_module") not in serving.PREDICTOR_LOADERS:
+    loader = serving.loader_of(conf.get("loader_module"))
+    if loader is None:
         raise EnsembleError(f"model {uri!r} was not logged by gz-experiments; give models this project trained")
-    return MemberModel(uri, run_id, folder, conf["loader_module"], conf["data"])
+    return MemberModel(uri, run_id, folder, loader, conf["data"])
 
 
-def _run_of(uri: str) -> Run | None:
+def _run_of(uri: str):
     """The run that logged the model behind `runs:/…` or `models:/…` (None for a plain path)."""
-    from mlflow.store.artifact.utils.models import get_model_name_and_version
-    client = MlflowClient()
     try:
-        if uri.startswith("runs:/"):
-            return client.get_run(uri[len("runs:/"):].split("/")[0])
-        if uri.startswith("models:/"):
-            found = get_model_name_and_version(client, uri)
-            run_id = client.get_logged_model(found[0]).source_run_id if len(found) == 1 else \
-                client.get_model_version(*found).run_id
-            return client.get_run(run_id) if run_id else None
-    except MlflowException as error:
+        return store.source_run_of_model(uri)
+    except store.ReadError as error:
         raise EnsembleError(f"the run behind model {uri!r} cannot be found ({error})") from None
-    return None
 
 
 def best_runs(experiment: str, approach: str, top_k: int, fingerprint: str | None = None) -> list[str]:
     """`runs:/<id>/model` of the `top_k` finished runs of `approach` with the lowest validation RMSE
     (`best_val_rmse`); they must share one data fingerprint (same data, split and preprocessing)."""
-    found = MlflowClient().get_experiment_by_name(experiment)
-    if found is None:
+    experiment_id = store.experiment_id(experiment)
+    if experiment_id is None:
         raise EnsembleError(f"experiment {experiment!r} does not exist; give the name the UI shows")
     where = f"tags.approach = '{approach}' AND attributes.status = 'FINISHED'"
     if fingerprint:
         where += f" AND params.data_fingerprint = '{fingerprint}'"
-    runs = [r for r in MlflowClient().search_runs([found.experiment_id], where, max_results=1000,
-                                                  order_by=[f"metrics.{SELECTION_METRIC} ASC"])
+    runs = [r for r in store.find_runs(where, [experiment_id], order_by=[f"metrics.{SELECTION_METRIC} ASC"])
             if SELECTION_METRIC in r.data.metrics and _has_model(r)][:top_k]
     if len(runs) < top_k:
         raise EnsembleError(f"experiment {experiment!r} has {len(runs)} finished {approach} runs with a model and "
@@ -100,10 +86,10 @@ def best_runs(experiment: str, approach: str, top_k: int, fingerprint: str | Non
     return [f"runs:/{r.info.run_id}/model" for r in runs]
 
 
-def _has_model(run: Run) -> bool:
-    """Sweep trials train without logging a model: they can't be members."""
+def _has_model(run) -> bool:
+    """A run that logged no model (a diverged or pruned trial) can't be a member."""
     try:
-        mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/model/MLmodel")
-    except (MlflowException, OSError):
+        store.download(f"runs:/{run.info.run_id}/model/MLmodel")
+    except store.ReadError:
         return False
     return True

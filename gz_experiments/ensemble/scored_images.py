@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from gz_experiments import tree
 from gz_experiments.data.source import open_source
 from gz_experiments.data.split import split_ids
 from gz_experiments.ensemble.members import EnsembleError, Member
 from gz_experiments.ensemble.options import SplitChoice
+from gz_experiments.tracking import store
 
 
 @dataclass
@@ -51,9 +50,8 @@ def members_test_split(members: list[Member]) -> TestImages:
 
 def _test_ids(member: Member) -> np.ndarray:
     try:
-        path = mlflow.artifacts.download_artifacts(run_id=member.run.info.run_id, artifact_path="split.csv")
-        frame = pd.read_csv(path)
-    except (MlflowException, OSError, pd.errors.ParserError) as error:
+        frame = pd.read_csv(store.download(run_id=member.run.info.run_id, path="split.csv"))
+    except (*store.ReadError, pd.errors.ParserError) as error:
         raise EnsembleError(f"the split of {member.name} cannot be read ({error}); "
                             f"give data_dir=<folder> to score the ensemble on that folder's images") from None
     return np.sort(frame.loc[frame["split"] == "test", tree.ID_COLUMN].to_numpy(np.int64))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import experiments
 from gz_experiments.config import ConfigError
-from gz_experiments.seeds import parse_seeds
+from gz_experiments.commands.seeds import parse_seeds
 
 BASELINE = "baseline"
-DEFAULT_APPROACHES = (BASELINE, "cnn_full", "cnn_cropped", "cnn_slim_head", "resnet")
+DEFAULT_APPROACHES = (BASELINE, *experiments.REPORT_APPROACHES)   # the report's table: its four models
 OPTION_NAMES = ("approaches", "seeds", "from")
 
 
@@ -22,7 +23,6 @@ class ReportOptions:
 def parse_options(tokens: dict[str, str]) -> tuple[ReportOptions, dict[str, str]]:
     """Split `key=value` tokens into report options and overrides: `field=value` for every approach,
     `<approach>.field=value` for one (e.g. resnet.weights=none)."""
-    import experiments
     fixed = {k: v for k, v in tokens.items() if k not in OPTION_NAMES}
     approaches = tuple(a.strip() for a in tokens.get("approaches", ",".join(DEFAULT_APPROACHES)).split(",") if a.strip())
     known = (BASELINE, *experiments.APPROACHES)

@@ -15,23 +15,23 @@ LABEL_TAG = "report_label"
 
 def report(options: ReportOptions, fixed: dict[str, str]) -> dict:
     """Train (or reuse) every approach, then log the table and figures on the parent run."""
-    import mlflow
-
-    from gz_experiments import experiment, tracking
     from gz_experiments.report import publish
+    from gz_experiments.tracking import store
+    from gz_experiments.tracking.recorder import recording
+    defaults = approach_defaults()
     if options.from_run:
-        return publish.rebuild(options.from_run)
+        return publish.rebuild(options.from_run, defaults)
     jobs = plan(options, fixed)
     fingerprints = {}
     for job in jobs:   # a bad data_dir or split fails here, before anything trains
         data_fingerprint(job.config, fingerprints)
     check_weights(jobs)
-    with tracking.run(run_name="report", tags={"approach": "report"},
-                      experiment_id=experiment.use(fixed.get("experiment"))) as parent:
+    seeds = f" × seeds {','.join(map(str, options.seeds))}" if options.seeds else ""
+    with recording(f"report: {', '.join(options.approaches)}{seeds}", {"approach": "report"},
+                   experiment_name=fixed.get("experiment")) as rec:
         os.environ.pop("MLFLOW_RUN_ID", None)   # mlflow issue 15713: nested runs must not resume the parent
-        tracking.log_params({"approaches": ",".join(options.approaches),
-                             "seeds": ",".join(map(str, options.seeds)) or "none",
-                             **{f"set.{k}": v for k, v in fixed.items()}})
+        rec.params({"approaches": ",".join(options.approaches), "seeds": ",".join(map(str, options.seeds)) or "none",
+                    **{f"set.{k}": v for k, v in fixed.items()}})
         failed = {}
         for job in jobs:
             fingerprint = data_fingerprint(job.config, fingerprints)
@@ -39,12 +39,12 @@ def report(options: ReportOptions, fixed: dict[str, str]) -> dict:
             if run_id:
                 print(f"report: {job.label}: reusing finished run {run_id} (same data, split and configuration)")
             else:
-                run_id, error = run_job(job, fingerprint)
+                run_id, error = run_job(job, fingerprint, defaults)
                 if error is not None:
                     failed[job.label] = error
                     continue
-            mlflow.set_tag(f"{RUN_TAG}{job.label}", run_id)
-        summary = publish.publish(mlflow.MlflowClient().get_run(parent.info.run_id).data.tags)
+            rec.tags({f"{RUN_TAG}{job.label}": run_id})
+        summary = publish.publish(rec, store.get_run(rec.run_id).data.tags, defaults)
         if failed:
             errors = "; ".join(f"{label}: {type(e).__name__}: {e}" for label, e in failed.items())
             raise ReportError(f"{len(failed)} of {len(jobs)} approaches failed ({errors}); the table holds the "
@@ -53,21 +53,29 @@ def report(options: ReportOptions, fixed: dict[str, str]) -> dict:
         return summary
 
 
-def run_job(job: Job, fingerprint: str) -> tuple[str, Exception | None]:
+def approach_defaults() -> dict[str, dict]:
+    """Each approach's own parameters (flat), what a run's `settings` in the table depart from."""
+    import experiments
+    from gz_experiments.config import flat_params
+    return {approach: flat_params(experiments.load(approach).CONFIG) for approach in experiments.APPROACHES}
+
+
+def run_job(job: Job, fingerprint: str, defaults: dict[str, dict]) -> tuple[str, Exception | None]:
     """Train one job in a nested run tagged with what identifies its result; an error ends that run
     FAILED (with error.txt) and the report goes on with the next approach."""
-    from gz_experiments import tracking
+    from gz_experiments.tracking.recorder import recording
     tags = {CONFIG_HASH_TAG: job.config_hash, DATA_TAG: fingerprint, LABEL_TAG: job.label}
     print(f"report: {job.label}: training")
     try:
-        with tracking.run(run_name=job.label, tags=tags, nested=True) as run:   # in the parent's experiment
+        with recording(job.label, tags, nested=True) as rec:   # in the parent's experiment
             if job.approach == BASELINE:
-                from gz_experiments.baseline import baseline
+                from gz_experiments.commands.baseline import baseline
                 baseline(job.config)
             else:
+                import experiments
                 from gz_experiments.train import train
-                train(job.config, progress=False)
-        return run.info.run_id, None
+                train(job.config, defaults=experiments.load(job.approach).CONFIG, progress=False)
+        return rec.run_id, None
     except Exception as error:   # KeyboardInterrupt and kills stop the whole report
         print(f"report: {job.label} failed: {type(error).__name__}: {error}", file=sys.stderr)
         return "", error

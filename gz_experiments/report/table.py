@@ -7,22 +7,27 @@ import math
 import numpy as np
 import pandas as pd
 
+import experiments
 from gz_experiments import tree
 
 # Test RMSE in the report (resnet: fine-tuned from ImageNet weights); baseline and galaxy_cnn have none.
-REPORT_RMSE = {"cnn_full": 0.1364, "cnn_cropped": 0.1369, "cnn_slim_head": 0.1464, "resnet": 0.1161}
+REPORT_RMSE = experiments.REPORT_RMSE
 COLUMNS = ("approach", "runs", "test_rmse", "test_rmse_sd", "test_rmse_tta", "best_val_rmse", "best_epoch",
            "epochs", "train_seconds", "images_per_s", "report_test_rmse", "vs_report", "settings", "seeds",
            "reused", "run_ids")
 QUESTIONS = tuple(f"Q{q}" for q in range(1, len(tree.QUESTIONS) + 1))
 
 
-def table(results) -> pd.DataFrame:
-    """RunResults -> one row per approach, in the order the approaches first appear."""
+def table(results, competition: bool = True) -> pd.DataFrame:
+    """RunResults -> one row per approach, in the order the approaches first appear. On data that
+    are not the competition's (`competition=False`), nothing is set beside the report's figures."""
     rows = []
     for approach in dict.fromkeys(r.approach for r in results):
         runs = [r for r in results if r.approach == approach]
-        rows.append(_row(approach, runs))
+        row = _row(approach, runs)
+        if not competition:
+            row["report_test_rmse"] = row["vs_report"] = math.nan
+        rows.append(row)
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -87,13 +92,22 @@ HEADERS = {"approach": "approach", "test_rmse": "test RMSE", "test_rmse_tta": "w
            "vs_report": "ours − report", "settings": "settings"}
 
 
-def markdown(frame: pd.DataFrame, split: str, missing: list[str] = ()) -> str:
-    lines = ["# Results", "", f"Test RMSE over the 37 vote fractions; {split}. `report`: the report's test "
-             f"RMSE (its ResNet was fine-tuned from ImageNet weights); `settings`: where a run departs "
-             f"from its approach's configuration.", "",
-             "| " + " | ".join(HEADERS.values()) + " |", "|" + "---|" * len(HEADERS)]
+SYNTHETIC_NOTE = ("**Synthetic data**, not the competition's galaxies: the numbers compare these approaches "
+                  "with each other only; the report's figures are left out, as they were measured on other data.")
+
+
+def markdown(frame: pd.DataFrame, split: str, missing: list[str] = (), competition: bool = True) -> str:
+    headers = HEADERS if competition else {k: v for k, v in HEADERS.items()
+                                           if k not in ("report_test_rmse", "vs_report")}
+    about = (f"Test RMSE over the 37 vote fractions; {split}. `report`: the report's test RMSE (its ResNet was "
+             f"fine-tuned from ImageNet weights); `settings`: where a run departs from its approach's "
+             f"configuration." if competition else
+             f"{SYNTHETIC_NOTE}\n\nTest RMSE over the 37 vote fractions; {split}. `settings`: where a run "
+             f"departs from its approach's configuration.")
+    lines = ["# Results", "", about, "",
+             "| " + " | ".join(headers.values()) + " |", "|" + "---|" * len(headers)]
     for row in frame.to_dict("records"):
-        lines.append("| " + " | ".join(_cell(key, row) for key in HEADERS) + " |")
+        lines.append("| " + " | ".join(_cell(key, row) for key in headers) + " |")
     notes = [f"- {row['approach']}: mean of {row['runs']} runs (seeds {row['seeds']}), test RMSE sd "
              f"{row['test_rmse_sd']:.4f}" for row in frame.to_dict("records") if row["runs"] > 1]
     notes += [f"- {row['approach']}: reused finished runs ({row['reused']})"

@@ -17,10 +17,9 @@ from gz_experiments.sweep.worker import work
 def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_space: dict | None = None) -> dict:
     """Run this worker's share of the study, then log the study's summary on the parent run."""
     import experiments
-    import mlflow
 
-    from gz_experiments import experiment, tracking
     from gz_experiments.search import validate_space, without_fixed
+    from gz_experiments.tracking.recorder import recording
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # a bar per model copy
     module = experiments.load(options.approach)
     try:
@@ -31,17 +30,17 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
     space = without_fixed(module.SEARCH_SPACE if search_space is None else search_space, set(fixed or {}))
     validate_space(space, config)
     study = open_study(options, config, fixed or {})
-    with tracking.run(run_name=f"sweep-{options.name}", tags={"approach": f"sweep:{options.approach}"},
-                      experiment_id=experiment.use(config.tracking.experiment)):
+    with recording(f"sweep {options.name} ({options.approach})", {"approach": f"sweep:{options.approach}"},
+                   experiment_name=config.tracking.experiment) as rec:
         # mlflow issue 15713: `mlflow run` hands the parent over in MLFLOW_RUN_ID; once it is
         # active, drop it so that no nested start_run (or child process) resumes the parent.
         os.environ.pop("MLFLOW_RUN_ID", None)
-        mlflow.set_tags({"study_name": options.name, "worker": WORKER})
-        log_setup(options, config, space, describe(options))
+        rec.tags({"study_name": options.name, "worker": WORKER})
+        log_setup(rec, options, config, space, describe(options))
         started = time.perf_counter()
         failure = work(study, make_objective(config, space, options.name), options)
-        mlflow.log_metric("sweep_seconds", time.perf_counter() - started)
-        summary = summarize(study, config, claim=lambda: ClaimLock(options.storage, options.name))
+        rec.results({"sweep_seconds": time.perf_counter() - started})
+        summary = summarize(rec, study, config, claim=lambda: ClaimLock(options.storage, options.name))
         if failure is not None:
             raise failure
         return summary

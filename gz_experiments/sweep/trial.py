@@ -46,38 +46,36 @@ class PruningHook:
         return False
 
 
-def mlflow_key(name: str) -> str:
+def param_key(name: str) -> str:
     """`filters[1]` → `filters_1`: MLflow keys allow no brackets."""
     return re.sub(r"\[(\d+)\]", r"_\1", name)
 
 
 def make_objective(config, space: dict, study_name: str):
     def objective(trial) -> float:
-        import mlflow
         import optuna
 
-        from gz_experiments import tracking
+        from gz_experiments.tracking.recorder import recording
+        from gz_experiments.tracking.runs import record_failure
         from gz_experiments.train import train
-        parent = mlflow.active_run().info.run_id
-        with tracking.run(run_name=f"trial-{trial.number}", nested=True) as run:
+        with recording(f"trial-{trial.number}", nested=True) as rec:
             hook = PruningHook(trial)
             try:
-                tag_trial(trial, run.info.run_id, parent, study_name)
+                tag_trial(rec, trial, study_name)
                 params = {key: distribution.suggest(trial, key) for key, distribution in space.items()}
-                mlflow.log_params({f"trial_{mlflow_key(k)}": v for k, v in params.items()})
+                rec.params({f"trial_{param_key(k)}": v for k, v in params.items()})
                 metrics = train(override(config, params), epoch_hook=hook, evaluate_test=False, progress=False)
                 check_converged(hook, metrics["best_val_rmse"])
             except BaseException as error:
-                tracking.record_failure(error)
-                mlflow.set_tag("trial_state", "failed")
+                record_failure(error)
+                rec.tags({"trial_state": "failed"})
                 trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
                 raise
-            mlflow.set_tag("trial_state", "pruned" if hook.pruned_at else "finished")
+            rec.tags({"trial_state": "pruned" if hook.pruned_at else "finished"})
         if hook.pruned_at:
             raise optuna.TrialPruned(f"val_rmse {hook.val_rmse:.4f} at epoch {hook.pruned_at} is worse than "
                                      f"the median of earlier trials")
         return metrics["best_val_rmse"]
-
     return objective
 
 
@@ -92,14 +90,13 @@ def check_converged(hook: PruningHook, best_val_rmse: float) -> None:
                      f"learning_rate range or its fixed value")
 
 
-def tag_trial(trial, run_id: str, parent_run_id: str, study_name: str) -> None:
+def tag_trial(rec, trial, study_name: str) -> None:
     """Link the Optuna trial and its MLflow run both ways (a retry also names the dead trial)."""
-    import mlflow
-    trial.set_user_attr("mlflow_run_id", run_id)
-    trial.set_user_attr("mlflow_parent_run_id", parent_run_id)
+    trial.set_user_attr("mlflow_run_id", rec.run_id)
+    trial.set_user_attr("mlflow_parent_run_id", rec.parent_run_id)
     trial.set_user_attr("worker", WORKER)
     trial.set_user_attr("worker_pid_space", PID_SPACE)
     frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
     retry_of = frozen.system_attrs.get("failed_trial")
-    mlflow.set_tags({"trial_number": trial.number, "study_name": study_name, "trial_state": "running",
-                     "worker": WORKER, **({"retry_of_trial": retry_of} if retry_of is not None else {})})
+    rec.tags({"trial_number": trial.number, "study_name": study_name, "trial_state": "running",
+              "worker": WORKER, **({"retry_of_trial": retry_of} if retry_of is not None else {})})

@@ -38,24 +38,31 @@ def _log(entity, context: str) -> None:
         mlflow.log_input(entity, context=context)
 
 
-def label(data_dir: str) -> str:
-    """The data set's short name: its folder (`galaxy-zoo-sample`), or `synthetic`."""
-    return Path(str(data_dir)).expanduser().name or str(data_dir)
+def label(data_dir: str | Path) -> str:
+    """The data set's short name: its folder (`galaxy-zoo-sample`); the built-in synthetic set,
+    generated into the cache's `synthetic/n2000-seed0`, is `synthetic-n2000-seed0` however it was
+    named on the command line (`data_dir=synthetic` or the cache folder)."""
+    path = Path(str(data_dir)).expanduser()
+    if path.parent.name == "synthetic" and path.name.startswith("n"):
+        return f"synthetic-{path.name}"
+    return path.name or str(data_dir)
 
 
-def log_splits(source: Source, ids_by_split: dict, data_dir: str) -> dict[str, str]:
-    """Log train/val/test as the run's inputs (contexts training/validation/testing); their digests."""
-    digests = {}
+def log_splits(source: Source, ids_by_split: dict) -> dict:
+    """Log train/val/test as the run's inputs (contexts training/validation/testing), named after
+    the folder the data were read from (one name for the same data, whichever command ran);
+    returns the dataset entities by split."""
+    entities = {}
     for split, ids in ids_by_split.items():
-        entity = dataset(source, ids, f"{label(data_dir)}-{split}")
+        entity = dataset(source, ids, f"{label(source.root)}-{split}")
         _log(entity, CONTEXTS[split])
-        digests[split] = entity.digest
-    return digests
+        entities[split] = entity
+    return entities
 
 
-def log_scored(source: Source, ids, data_dir: str, context: str = "evaluation"):
+def log_scored(source: Source, ids, context: str = "evaluation"):
     """The galaxies `evaluate` scored, as one input of its run; returns the dataset entity."""
-    entity = dataset(source, ids, f"{label(data_dir)}-all")
+    entity = dataset(source, ids, f"{label(source.root)}-all")
     _log(entity, context)
     return entity
 

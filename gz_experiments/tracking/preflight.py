@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from gz_experiments.errors import GzError
-from gz_experiments.tracking import sqlite_path
+from gz_experiments.tracking.runs import sqlite_path
 
 
 class PlaceError(GzError):

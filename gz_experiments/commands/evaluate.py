@@ -1,27 +1,27 @@
 """Score a logged model on any competition-layout folder: overall and per-question RMSE."""
 from __future__ import annotations
 
-import mlflow
 import numpy as np
 
-from gz_experiments import datasets, experiment, inputs, metric_groups, tracking
 from gz_experiments.data.source import open_source
-from gz_experiments.serving import load_predictor
 from gz_experiments.scoring import evaluate_split
+from gz_experiments.served import inputs
+from gz_experiments.served.serving import load_predictor
+from gz_experiments.tracking.recorder import recording
 
 
 def evaluate(model_uri: str, data_dir: str, tta: bool = True, skip_bad_images: bool = False,
              progress: bool = True) -> dict[str, float]:
     """Every labelled galaxy in `data_dir`, preprocessed as the model was trained."""
-    with tracking.run(run_name="evaluate", tags={"approach": "evaluate"}, experiment_id=experiment.use()):
-        tracking.log_params({"model_uri": model_uri, "data_dir": data_dir, "tta": tta})
+    with recording("evaluate", {"approach": "evaluate"}) as rec:
+        rec.params({"model_uri": model_uri, "data_dir": data_dir, "tta": tta})
         predictor = load_predictor(model_uri)
         source = open_source(data_dir)
         ids = np.sort(source.labels.index.to_numpy())
         good_ids, frames = inputs.load_cached(predictor, source.images, ids, skip_bad_images, progress)
         labels = source.labels.loc[good_ids].to_numpy(np.float32)
         metrics = evaluate_split(predictor, frames, labels, tta)
-        mlflow.log_params({"n_evaluated": len(good_ids), **inputs.describe(predictor)})
-        mlflow.log_metrics(metric_groups.grouped(metrics))
-        datasets.log_scored(source, good_ids, data_dir)
+        rec.params({"n_evaluated": len(good_ids), **inputs.describe(predictor)})
+        rec.scored(source, good_ids)
+        rec.results(metrics)
         return metrics

@@ -13,21 +13,23 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from gz_experiments import tracking
+from gz_experiments.tracking import runs as tracking
 from gz_experiments.config import ConfigError
 
 DEFAULT = "galaxy-zoo"
 KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"   # else the UI opens GenAI views
 NOTE_TAG = "mlflow.note.content"
 DESCRIPTION = """Galaxy Zoo morphology, as in the report *Galaxy classification using convolutional networks*:
-CNNs (`cnn_full`, `cnn_cropped`, `cnn_slim_head`, `resnet`, `galaxy_cnn`) and the mean `baseline`, each
+CNNs ({approaches}) and the mean `baseline`, each
 scored by RMSE over the 37 vote fractions on a seeded train/validation/test split (lower is better).
 
 - Compare runs by `test_rmse` (and `test_rmse_tta`, `best_val_rmse`); filter with `tags.approach = "cnn_cropped"`.
-- A run's charts: `per_epoch` (train/val loss and RMSE by epoch) first, then `per_question` (test RMSE per
-  decision-tree question), then the single values.
+  `gz-experiments ui` prints a link that opens this table sorted by `test_rmse`, with the scores and the
+  parameters that differ as columns.
+- A run's charts: the curves by epoch (`train_loss`, `train_rmse`, `val_loss`, `val_rmse`), the single
+  values, and `test_rmse_by_question` (the test RMSE per decision-tree question, step = question 1…11).
 - The Datasets column names each split; equal digests mean the same galaxies and labels.
-- Sweeps are parent runs with one nested run per Optuna trial.
+- Sweeps, reports and seeds are parent runs (expand them to see their runs); each says in its description what it holds.
 """
 
 
@@ -87,4 +89,6 @@ def prepare(client: MlflowClient, experiment_id: str) -> None:
     if tags.get(KIND_TAG) != MODEL_TRAINING:
         client.set_experiment_tag(experiment_id, KIND_TAG, MODEL_TRAINING)
     if not tags.get(NOTE_TAG):
-        client.set_experiment_tag(experiment_id, NOTE_TAG, DESCRIPTION)
+        import experiments
+        approaches = ", ".join(f"`{a}`" for a in experiments.APPROACHES)
+        client.set_experiment_tag(experiment_id, NOTE_TAG, DESCRIPTION.format(approaches=approaches))

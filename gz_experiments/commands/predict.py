@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gz_experiments import inputs, tracking, tree
+from gz_experiments import tree
+from gz_experiments.served import inputs
 from gz_experiments.data.images import ImageError
 from gz_experiments.progress import Progress
 from gz_experiments.data.source import _IMAGE_NAME, TEST_IMAGES, DataError, ImageStore, _examples
 from gz_experiments.errors import ConfigError
-from gz_experiments.serving import load_predictor
+from gz_experiments.served.serving import load_predictor
 
 @dataclass
 class Predictions:
@@ -154,23 +155,22 @@ def writable_output(out: str | Path) -> Path:
 def predict(model_uri: str, images: str, out: str = "submission.csv", *, tta: bool = False,
             batch_size: int = 500, skip_bad_images: bool = False, progress: bool = True) -> pd.DataFrame:
     """Predict every image into a submission CSV, logged as an artifact of a `predict` MLflow run."""
-    import mlflow
-    from gz_experiments import experiment
-    with tracking.run(run_name="predict", tags={"approach": "predict"}, experiment_id=experiment.use()):
-        tracking.log_params({"model_uri": model_uri, "images": str(images), "tta": tta,
-                             "batch_size": batch_size, "skip_bad_images": skip_bad_images})
+    from gz_experiments.tracking.recorder import recording
+    with recording("predict", {"approach": "predict"}) as rec:
+        rec.params({"model_uri": model_uri, "images": str(images), "tta": tta,
+                    "batch_size": batch_size, "skip_bad_images": skip_bad_images})
         out_path = writable_output(out)   # before any image: a bad path must not cost a whole prediction
         store = open_images(images)   # before the model: a wrong path fails in a second
         predictor = load_predictor(model_uri)
         predictor.batch_size = batch_size
         result = predict_store(predictor, store, tta=tta, batch_size=batch_size,
                                skip_bad_images=skip_bad_images, progress=progress)
-        mlflow.log_metrics({"n_images": len(store.ids), "n_predicted": len(result.ids), "n_bad_images": len(result.bad)})
+        rec.results({"n_images": len(store.ids), "n_predicted": len(result.ids), "n_bad_images": len(result.bad)})
         try:
             errors_path = write_submission(result, store, out_path, skip_bad_images)
         finally:
             if result.bad:
-                mlflow.log_artifact(str(out_path.with_name(f"{out_path.name}.errors.csv")))
-        mlflow.log_artifact(str(out_path))
+                rec.file(out_path.with_name(f"{out_path.name}.errors.csv"))
+        rec.file(out_path)
         print(f"wrote {len(result.ids)} predictions to {out_path}" + (f"; unreadable: {errors_path}" if errors_path else ""))
         return result.frame()

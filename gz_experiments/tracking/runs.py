@@ -2,14 +2,15 @@
 
 Metric names are the contract between training, sweeps and the UI:
 `train_loss`, `train_rmse`, `val_loss`, `val_rmse` per epoch (step = epoch);
-`best_val_rmse`, `test_rmse`, `test_rmse_tta`, `test_rmse_q1` … `test_rmse_q11` after training.
+`best_val_rmse`, `test_rmse`, `test_rmse_tta`, `test_rmse_by_question` (step = question) after
+training (`metric_groups`). Commands record through `recorder.Recorder`; this module keeps the run's
+life: which run, its end state, orphans.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -22,7 +23,11 @@ import mlflow
 KERAS_TO_METRIC = {"loss": "train_loss", "rmse": "train_rmse", "val_loss": "val_loss", "val_rmse": "val_rmse"}
 
 
-PROCESS_TAGS = {"host": "gz.host", "pid": "gz.pid", "start": "gz.process_start"}
+# Which process runs a run, for `close_orphaned_runs`. Under `mlflow.`: the UI hides that prefix
+# from a run's tags and from Compare (`getVisibleTagValues`), where these would show as differences
+# between any two runs; nobody filters by them. (A param would be worse: params are the experiment's
+# knobs, shown as columns and compared.)
+PROCESS_TAGS = {"host": "mlflow.gz.host", "pid": "mlflow.gz.pid", "start": "mlflow.gz.process_start"}
 NOTE = "mlflow.note.content"
 _opened: list[str] = []   # runs this process's `run` started and has not ended, innermost last
 
@@ -38,7 +43,7 @@ def run(run_name: str | None = None, tags: dict | None = None, *, nested: bool =
     run `mlflow run` created (MLFLOW_RUN_ID); else a new one. Someone else's active run is never
     written into: the run becomes its child, in the parent's experiment unless `experiment_id` says. Every run is tagged with this process's host, pid and
     start time, so `close_orphaned_runs` can close it if the process dies without a word."""
-    from gz_experiments import processes
+    from gz_experiments.tracking import processes
     active = mlflow.active_run()
     adopted = active is not None and not nested and parent_run_id is None and _opened[-1:] == [active.info.run_id]
     if adopted:
@@ -69,17 +74,17 @@ def run(run_name: str | None = None, tags: dict | None = None, *, nested: bool =
 
 
 def _end_status(error: BaseException) -> str:
-    from gz_experiments.processes import Killed
+    from gz_experiments.tracking.processes import Killed
     return "KILLED" if isinstance(error, (KeyboardInterrupt, Killed)) else "FAILED"
 
 
 def process_tags() -> dict[str, str]:
-    from gz_experiments.processes import identity
+    from gz_experiments.tracking.processes import identity
     return {PROCESS_TAGS[key]: value for key, value in identity().items()}
 
 
 def record_failure(error: BaseException) -> None:
-    from gz_experiments.processes import Killed
+    from gz_experiments.tracking.processes import Killed
     with contextlib.suppress(Exception):
         mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
         if isinstance(error, (KeyboardInterrupt, Killed)):
@@ -88,22 +93,10 @@ def record_failure(error: BaseException) -> None:
         mlflow.log_text("".join(traceback.format_exception(error)), "error.txt")
 
 
-# `mlflow run` creates the run before our command starts and logs every -P value on it (declared
-# ones and those it passes through as `--key value`) in the user's spelling (`learning_rate=1e-3`);
-# MLflow refuses to change a param, so those keys are left to it. The CLI says which keys they were.
-_launcher_logged: tuple[str | None, frozenset[str]] = (None, frozenset())
-
-
-def launcher_logged(run_id: str | None, keys) -> None:
-    """Record that the launcher (`mlflow run`) logged `keys` on run `run_id` already."""
-    global _launcher_logged
-    _launcher_logged = (run_id, frozenset(keys))
-
-
 def begin_command() -> None:
     """What every command of the project does first: stop with its `mlflow run` launcher, tag the
     launcher's run with this process, and close the runs of processes that died (kill -9, power loss)."""
-    from gz_experiments import processes
+    from gz_experiments.tracking import processes
     processes.follow_launcher()
     run_id = os.environ.get("MLFLOW_RUN_ID")
     if run_id:   # if we die before `run` adopts it, the next command can still tell it is orphaned
@@ -118,7 +111,7 @@ def close_orphaned_runs() -> list[str]:
     """End FAILED, with the reason, every RUNNING run whose process (on this host) is certainly gone.
     Runs of other hosts, of live processes, or without process tags are left alone. One query;
     never raises (the command's own use of the store reports a broken one)."""
-    from gz_experiments import processes
+    from gz_experiments.tracking import processes
     if not _store_exists():
         return []
     closed = []
@@ -186,23 +179,17 @@ def _now() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def log_params(params: dict) -> None:
-    """Log every resolved value on the active run, except those `mlflow run` logged there already."""
-    active = mlflow.active_run()
-    run_id, keys = _launcher_logged
-    skip = keys if active is not None and active.info.run_id == run_id else frozenset()
-    mlflow.log_params({k: "none" if v is None else v for k, v in params.items() if k not in skip})
-
-
-def log_figure(figure, name: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
-        figure.savefig(path, dpi=100, bbox_inches="tight")
-        mlflow.log_artifact(str(path))
-
-
-def log_frame(frame, name: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / name
-        frame.to_csv(path, index=False)
-        mlflow.log_artifact(str(path))
+def record_command_error(error: BaseException) -> None:
+    """Under `mlflow run` the run exists before the command starts: an error raised before training
+    took it over (a bad parameter) is logged there too, so the FAILED run says why."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return
+    message = f"{type(error).__name__}: {error}"
+    try:
+        client = mlflow.MlflowClient()
+        if "error" not in client.get_run(run_id).data.tags:   # training's own record has the traceback
+            client.set_tag(run_id, "error", message[:5000])
+            client.log_text(run_id, message + "\n", "error.txt")
+    except Exception:   # the store being unreachable must not hide the user's error
+        pass

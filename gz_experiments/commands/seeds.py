@@ -27,23 +27,28 @@ def split_seeds(overrides: dict[str, str]) -> tuple[dict[str, str], tuple[int, .
     return {k: v for k, v in overrides.items() if k not in ("seeds", "seed")}, seeds
 
 
-def train_each_seed(config, seeds: tuple[int, ...], show=print) -> None:
+def train_each_seed(config, seeds: tuple[int, ...], defaults=None, show=print) -> None:
     """One nested run per seed under one parent run, every one on the split of `split_seed`;
     `show` gets each run's metrics as it ends."""
     import os
 
-    import mlflow
-
-    from gz_experiments import experiment, tracking
     from gz_experiments.config import override
+    from gz_experiments.tracking.recorder import recording
     from gz_experiments.train import train
-    with tracking.run(run_name=f"{config.approach}-seeds", tags={"approach": f"seeds:{config.approach}"},
-                      experiment_id=experiment.use(config.tracking.experiment)):
+    listed = ",".join(map(str, seeds))
+    with recording(f"{config.approach} × seeds {listed}", {"approach": f"seeds:{config.approach}"},
+                   experiment_name=config.tracking.experiment) as rec:
         os.environ.pop("MLFLOW_RUN_ID", None)   # mlflow issue 15713: nested runs must not resume the parent
-        mlflow.set_tag("seeds", ",".join(map(str, seeds)))
+        rec.tags({"seeds": listed})
+        rec.describe(f"**{config.approach}** trained once per seed ({listed}) on one split (split seed "
+                     f"{config.data.split_seed}): expand this run to see each seed's run; `mean_test_rmse` is "
+                     f"their mean, `test_rmse_by_seed` each one (step = seed).")
+        scores = []
         for seed in seeds:
-            with tracking.run(run_name=f"{config.approach}-seed{seed}", nested=True):
-                metrics = train(override(config, seed=seed))
-            mlflow.log_metric(f"test_rmse/seed_{seed}", metrics.get("test_rmse", float("nan")))
+            with recording(f"{config.approach}-seed{seed}", nested=True):
+                metrics = train(override(config, seed=seed), defaults=defaults)
+            scores.append(metrics.get("test_rmse", float("nan")))
+            rec.metric("test_rmse_by_seed", scores[-1], step=seed)
             print(f"seed {seed}:")
             show(metrics)
+        rec.results({"mean_test_rmse": sum(scores) / len(scores)})
