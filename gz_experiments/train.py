@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Callable
 
 import keras
@@ -15,7 +16,7 @@ from gz_experiments.config import TrainConfig, flat_params
 from gz_experiments.data.dataset import PreparedData, prepare
 from gz_experiments.data.pipeline import make_dataset
 from gz_experiments.errors import GzError
-from gz_experiments.hardware import distribution_strategy, precision_policy
+from gz_experiments.hardware import distribution_strategy, precision_policy, resolve_precision, run_params
 from gz_experiments.layers import training_callbacks
 from gz_experiments.predictor import Predictor
 from gz_experiments.progress import keras_verbose
@@ -96,17 +97,18 @@ def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_
     with tracking.run(run_name=config.approach, tags={"approach": config.approach},
                       experiment_id=experiment.use(config.tracking.experiment)), \
             system_metrics.sampled(config.tracking.system_metrics):
-        tracking.log_params(flat_params(config))
+        precision = resolve_precision(config.precision)   # `auto` becomes what this machine computes fast
+        tracking.log_params({**flat_params(config), **run_params(precision)})
         run_notes.name_run(config)
         run_notes.describe_training(config)
         started = time.perf_counter()
         pretrained = models.prepare_weights(config.model)   # before data work: an offline download fails fast
         data = prepare(config.data, progress=progress)
         log_data(data, config)
-        with precision_policy(config.precision), distribution_strategy().scope():
+        with precision_policy(precision.name), distribution_strategy().scope():
             model = compile_model(config, -(-len(data.train) // config.batch_size), pretrained)
         keeper = KeepBestWeights(epoch_hook)
-        callbacks = [StopOnDivergence(config), EpochLogger(), keeper, *training_callbacks(model)]
+        callbacks = [StopOnDivergence(replace(config, precision=precision.name)), EpochLogger(), keeper, *training_callbacks(model)]
         history = fit(model, data, config, callbacks, progress)
         metrics = {"best_val_rmse": keeper.best, "best_epoch": keeper.best_epoch,
                    "epochs_run": len(history["loss"]), "train_seconds": time.perf_counter() - started}
