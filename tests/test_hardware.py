@@ -160,3 +160,31 @@ def test_models_with_fused_batch_norm_save_load_and_share_weight_files_with_kera
     assert type(loaded.get_layer("bn")) is BatchNormalization
     x = np.random.default_rng(1).random((2, 8, 8, 3)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), fused.predict(x, verbose=0), atol=1e-6)
+
+
+def test_tensorflow_comes_from_exactly_one_extra_cpu_or_gpu_of_one_version():
+    """Both builds install the `tensorflow` module: core dependencies hold neither, the extras one each,
+    pinned alike so a GPU install trains with the TensorFlow the CPU one was measured with."""
+    import re
+    import tomllib
+    from conftest import PROJECT_ROOT
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("tensorflow")]
+    extras = project["optional-dependencies"]
+    (cpu,), (gpu,) = extras["cpu"], extras["gpu"]
+    assert re.fullmatch(r"tensorflow-cpu(==.+)", cpu) and gpu.startswith("tensorflow[and-cuda]==")
+    assert cpu.removeprefix("tensorflow-cpu") == gpu.removeprefix("tensorflow[and-cuda]")
+    assert "-e .[cpu]" in (PROJECT_ROOT / "python_env.yaml").read_text()
+
+
+def test_a_logged_model_pins_the_tensorflow_build_that_trained_it():
+    from importlib.metadata import PackageNotFoundError, version
+    from gz_experiments.serving import requirements
+    pins = requirements()
+    builds = [p for p in pins if p.split("==")[0] in ("tensorflow-cpu", "tensorflow")]
+    assert len(builds) == 1
+    name, pinned = builds[0].split("==")
+    assert version(name) == pinned
+    if name == "tensorflow":   # only when tensorflow-cpu is absent
+        with pytest.raises(PackageNotFoundError):
+            version("tensorflow-cpu")
