@@ -20,7 +20,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     """Keras' batch normalisation computed by TensorFlow's FusedBatchNormV3 (oneDNN on x86 CPUs, cuDNN
     on GPUs) for 4-D channels-last inputs. Keras 3 builds it from a dozen float32 element-wise ops
     (moments, normalise, and their gradients), upcasting bfloat16 inputs; on 2 AMX cores those took
-    ~55 % of galaxy_cnn's bfloat16 training step and swallowed the convolutions' 4x gain (docs/speed.md).
+    two thirds of galaxy_cnn's bfloat16 training step and swallowed the convolutions' 4x gain (docs/speed.md).
     The fused op reads bfloat16 and keeps its statistics in float32; same weights, same results up to
     rounding (its running variance is Bessel-corrected, Keras' is not: n/(n-1) for n = batch x pixels).
     Named as Keras' layer on purpose: weight files (.weights.h5) address a layer by its class name, so

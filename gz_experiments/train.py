@@ -108,7 +108,8 @@ def train(config: TrainConfig, *, epoch_hook: EpochHook | None = None, evaluate_
         with precision_policy(precision.name), distribution_strategy().scope():
             model = compile_model(config, -(-len(data.train) // config.batch_size), pretrained)
         keeper = KeepBestWeights(epoch_hook)
-        callbacks = [StopOnDivergence(replace(config, precision=precision.name)), EpochLogger(), keeper, *training_callbacks(model)]
+        callbacks = [StopOnDivergence(replace(config, precision=precision.name)), EpochLogger(), keeper,
+                     *training_callbacks(model)]
         history = fit(model, data, config, callbacks, progress)
         metrics = {"best_val_rmse": keeper.best, "best_epoch": keeper.best_epoch,
                    "epochs_run": len(history["loss"]), "train_seconds": time.perf_counter() - started}

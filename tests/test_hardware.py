@@ -92,15 +92,25 @@ def test_devices_name_the_cpu_and_its_cores(tmp_path):
         assert hardware.devices().startswith("CPU: ") and hardware.devices().endswith(" cores")
 
 
+@pytest.mark.slow   # trains, logs and loads a model
 def test_a_training_run_logs_the_precision_it_resolved_to_and_its_devices(synthetic_dir):
+    """galaxy_cnn (fused batch norm) at its default precision; its logged model loads and predicts."""
     import experiments
     from gz_experiments.config import override
+    from gz_experiments.layers import BatchNormalization
+    from gz_experiments.serving import load_predictor
     from gz_experiments.train import train
     config = override(experiments.load("galaxy_cnn").CONFIG, tiny_overrides(synthetic_dir, tta="false"))
     assert config.precision == "auto"
-    metrics = train(config, progress=False, log_model=False)
+    metrics = train(config, progress=False)
     assert np.isfinite(metrics["test_rmse"])
-    params = mlflow.last_active_run().data.params
+    run = mlflow.last_active_run()
+    predictor = load_predictor(f"runs:/{run.info.run_id}/model")
+    assert type(predictor.model.get_layer("bn1")) is BatchNormalization
+    size = predictor.image_size
+    images = np.random.default_rng(0).integers(0, 256, (2, size, size, 3), dtype=np.uint8)
+    assert np.isfinite(predictor.predict_images(images)).all()
+    params = run.data.params
     expected = resolve_precision("auto")
     assert params["precision"] == "auto"   # as asked
     assert params["precision_resolved"] == expected.name and params["precision_reason"] == expected.reason
