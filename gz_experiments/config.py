@@ -63,7 +63,8 @@ class TrainConfig:
     learning_rate: float = 0.001         # Keras' adamax default, which the report used
     lr_schedule: str = "constant"        # constant | cosine
     warmup_epochs: int = 0
-    precision: str = "float32"           # float32 | mixed_bfloat16
+    # auto: mixed_bfloat16 where bfloat16 is native (see hardware.resolve_precision), else float32
+    precision: str = "auto"
     # XLA-compile the training step; each approach sets it from the benchmark's xla_vs_plain. Off for
     # all: on 2 AVX2 cores XLA ran 0.35-0.47x as fast for the small CNNs, 0.75x for ResNet50 (batch 100).
     jit_compile: bool = False
@@ -78,7 +79,7 @@ CHOICES = {
     "output": ("sigmoid", "tree"),
     "optimizer": ("adamax", "adam", "sgd", "rmsprop"),
     "lr_schedule": ("constant", "cosine"),
-    "precision": ("float32", "mixed_bfloat16"),
+    "precision": ("auto", "float32", "mixed_bfloat16"),
 }
 AT_LEAST_ONE = {"epochs", "batch_size", "image_size", "kernel_size", "n_train", "crop", "n_val", "n_test"}
 # The one word that leaves an optional field unset, chosen to read right for that field
@@ -273,6 +274,8 @@ NOTES = {
                 "a generated set, made once into GZ_CACHE_DIR",
     "crop": f"1..{FRAME} pixels of the frame's centre",
     "weights": "resnet: imagenet | none | path/to/resnet50.weights.h5",
+    "precision": "auto: mixed_bfloat16 on a GPU of compute capability 8.0+ or a CPU with AVX-512 BF16/AMX, "
+                 "else float32 (runs log precision_resolved and why)",
     "jit_compile": "XLA-compile training; speed only (benchmarks/bench.py's xla_vs_plain)",
 }
 

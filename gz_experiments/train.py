@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Callable
 
 import keras
@@ -15,7 +16,7 @@ from gz_experiments.config import TrainConfig, flat_params
 from gz_experiments.data.dataset import PreparedData, prepare
 from gz_experiments.data.pipeline import make_dataset
 from gz_experiments.errors import GzError
-from gz_experiments.hardware import distribution_strategy, precision_policy
+from gz_experiments.hardware import distribution_strategy, precision_policy, resolve_precision, run_params
 from gz_experiments.models.layers import training_callbacks
 from gz_experiments.served.predictor import Predictor
 from gz_experiments.progress import keras_verbose
@@ -99,11 +100,13 @@ def train(config: TrainConfig, *, defaults: TrainConfig | None = None, epoch_hoo
     `defaults` (the approach's own config) names the run by what differs from it."""
     with recording(config.approach, {"approach": config.approach}, experiment_name=config.tracking.experiment) as rec, \
             system_metrics.sampled(config.tracking.system_metrics):
-        rec.params(flat_params(config))
+        precision = resolve_precision(config.precision)   # `auto` becomes what this machine computes fast
+        rec.params({**flat_params(config), **run_params(precision)})
         rec.name_training(config, defaults)
         rec.describe_training(config)
         try:
-            return _train(config, rec, epoch_hook, evaluate_test, log_model, progress)
+            return _train(replace(config, precision=precision.name), rec, epoch_hook, evaluate_test, log_model,
+                          progress)
         except BaseException as error:
             rec.describe_training(config, error=error)
             raise

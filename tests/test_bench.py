@@ -1,5 +1,6 @@
 """benchmarks/bench.py runs end to end (--quick, on the synthetic set) and writes every figure the
-issue asks for. Timings are machine-dependent, so only their presence and sign are checked."""
+issue asks for, the roofline's included. Timings are machine-dependent, so only their presence, sign
+and range are checked; the FLOP count is exact."""
 from __future__ import annotations
 
 import json
@@ -17,10 +18,13 @@ FIGURES = ("model_only/float32", "pipeline/float32", "report/float32", "input_on
 
 
 @pytest.mark.slow   # a benchmark in a subprocess: TensorFlow, two compiles, a few timed batches
-def test_quick_benchmark_writes_every_figure_and_ratio(synthetic_dir, tmp_path):
+def test_quick_benchmark_writes_every_figure_and_ratio(tmp_path):
+    """No --data-dir: synthetic galaxies, made into the (test's own) cache. bfloat16 only where native."""
+    from gz_experiments.hardware import bfloat16_is_native
+    bf16 = bfloat16_is_native()
     out = tmp_path / "bench.json"
-    command = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "bench.py"), "--data-dir", str(synthetic_dir),
-               "--out", str(out), "--approaches", "cnn_cropped", "--quick", "--no-bf16", "--max-images", "96"]
+    command = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "bench.py"), "--out", str(out),
+               "--approaches", "cnn_cropped", "--quick", "--max-images", "96", *([] if bf16 else ["--no-bf16"])]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -43,6 +47,46 @@ def test_quick_benchmark_writes_every_figure_and_ratio(synthetic_dir, tmp_path):
     assert set(report["targets_met"]) == {"cache_build_images_per_s", "cnn_cropped.pipeline_vs_model",
                                           "cnn_cropped.input_vs_report_input"}
     assert "b/a =" in done.stdout and "d(b)/d(c) =" in done.stdout and "xla_vs_plain =" in done.stdout
+
+    peaks = report["peak_gflop_per_s"]   # the roofline: peaks, FLOPs per image, achieved and its fraction
+    assert peaks["float32"] > 0 and peaks["bfloat16"] > 0 and peaks["matmul_size"] == 2048
+    roofline = result["roofline"]
+    gflop = cnn_cropped_training_gflop()
+    assert gflop > 0.1 and roofline["training_gflop_per_image"] == pytest.approx(gflop, rel=1e-3)
+    for precision in ("float32", "mixed_bfloat16") if bf16 else ("float32",):
+        achieved = roofline[precision]
+        assert achieved["gflop_per_s"] == pytest.approx(
+            fig[f"model_only/{precision}"] * gflop, rel=0.01)
+        assert 0 < achieved["fraction_of_peak"] <= 1.5, precision
+        peak = peaks["float32" if precision == "float32" else "bfloat16"]
+        assert achieved["fraction_of_peak"] == pytest.approx(achieved["gflop_per_s"] / peak, abs=0.002)
+    assert report["machine"]["cpu"] and report["machine"]["load_average"]["before"]
+    assert "matmul peak" in done.stdout and "of peak" in done.stdout and "GFLOP per training image" in done.stdout
+
+
+def cnn_cropped_training_gflop() -> float:
+    """What the benchmark should have counted: the same count, of a model built here."""
+    import experiments
+    from gz_experiments.train import compile_model
+    sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+    from roofline import training_flops_per_image
+    return training_flops_per_image(compile_model(experiments.load("cnn_cropped").CONFIG, 1)) / 1e9
+
+
+def test_flops_are_counted_from_the_built_model():
+    """3 × the forward pass's FLOPs as TensorFlow's profiler counts them: a dense layer's 2·in·out
+    multiply-adds plus its bias, a convolution's 2·k²·c_in·c_out per output pixel."""
+    import keras
+    sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+    from roofline import achieved, training_flops_per_image
+    inputs = keras.Input((10,))
+    assert training_flops_per_image(keras.Model(inputs, keras.layers.Dense(5)(inputs))) == 3 * (2 * 10 * 5 + 5)
+    inputs = keras.Input((8, 8, 3))
+    conv = keras.layers.Conv2D(4, 3, use_bias=False)(inputs)   # 6×6 outputs
+    assert training_flops_per_image(keras.Model(inputs, conv)) == 3 * 2 * 3 * 3 * 3 * 4 * 6 * 6
+    got = achieved({"float32": 100.0, "mixed_bfloat16": 300.0}, 1e9, {"float32": 200.0, "bfloat16": 600.0})
+    assert got == {"float32": {"gflop_per_s": 100.0, "fraction_of_peak": 0.5},
+                   "mixed_bfloat16": {"gflop_per_s": 300.0, "fraction_of_peak": 0.5}}
 
 
 def test_fused_augmentation_resamples_exactly_like_tensorflows_projective_transform():

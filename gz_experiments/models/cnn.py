@@ -26,11 +26,13 @@ def minimum_input_size(cfg: CnnConfig) -> int:
 
 def body(x, cfg: CnnConfig):
     from keras import layers
+
+    from gz_experiments.models.layers import BatchNormalization   # fused: see its docstring
     for i, filters in enumerate(cfg.filters):
         x = layers.Conv2D(filters, cfg.kernel_size, activation=None if cfg.batch_norm else "relu",
                           name=f"conv{i + 1}")(x)
         if cfg.batch_norm:
-            x = layers.Activation("relu")(layers.BatchNormalization(name=f"bn{i + 1}")(x))
+            x = layers.Activation("relu")(BatchNormalization(name=f"bn{i + 1}")(x))
         x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
     return layers.Flatten()(x)
 

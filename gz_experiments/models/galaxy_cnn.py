@@ -23,11 +23,13 @@ def minimum_input_size(cfg: GalaxyCnnConfig) -> int:
 
 def body(x, cfg: GalaxyCnnConfig):
     from keras import layers
+
+    from gz_experiments.models.layers import BatchNormalization   # fused: see its docstring
     for i, filters in enumerate(cfg.filters):
         x = layers.Conv2D(filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm,
                           name=f"conv{i + 1}")(x)
         if cfg.batch_norm:
-            x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
+            x = BatchNormalization(name=f"bn{i + 1}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(layers.Activation("relu")(x))
     return layers.GlobalAveragePooling2D()(x) if cfg.global_pool else layers.Flatten()(x)
 

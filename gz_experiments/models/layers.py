@@ -1,4 +1,5 @@
-"""The decision-tree output layer of Dieleman, Willett & Dambre (2015), section 4.2.
+"""The project's own Keras layers: batch normalisation as one fused op, and the decision-tree output
+layer of Dieleman, Willett & Dambre (2015), section 4.2. Registered for loading saved models.
 
 Each question's answers are ReLU'd, divided by their sum, then scaled by the fraction that
 reached the question — its parent answer's value in the model's own normalised output — so the
@@ -8,9 +9,46 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from gz_experiments import tree
+
+
+@keras.saving.register_keras_serializable(package="gz_experiments")
+class BatchNormalization(keras.layers.BatchNormalization):
+    """Keras' batch normalisation computed by TensorFlow's FusedBatchNormV3 (oneDNN on x86 CPUs, cuDNN
+    on GPUs) for 4-D channels-last inputs. Keras 3 builds it from a dozen float32 element-wise ops
+    (moments, normalise, and their gradients), upcasting bfloat16 inputs; on 2 AMX cores those took
+    two thirds of galaxy_cnn's bfloat16 training step and swallowed the convolutions' 4x gain (docs/speed.md).
+    The fused op reads bfloat16 and keeps its statistics in float32; same weights, same results up to
+    rounding (its running variance is Bessel-corrected, Keras' is not: n/(n-1) for n = batch x pixels).
+    Named as Keras' layer on purpose: weight files (.weights.h5) address a layer by its class name, so
+    weights saved from either load into the other (ImageNet ResNet50 files included)."""
+
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None or self.renorm or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+            return super().call(inputs, training=training, mask=mask)
+        channels = inputs.shape[-1]
+        scale = self.gamma.value if self.scale else tf.ones([channels], tf.float32)
+        offset = self.beta.value if self.center else tf.zeros([channels], tf.float32)
+        training = bool(training) and self.trainable
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, scale, offset, self.moving_mean.value, self.moving_variance.value, epsilon=self.epsilon,
+            is_training=training, exponential_avg_factor=1.0 - self.momentum if training else 1.0)
+        if training:   # the op returns the running averages already updated
+            self.moving_mean.assign(mean)
+            self.moving_variance.assign(variance)
+        return outputs
+
+
+def fuse_batch_norm(model: keras.Model) -> keras.Model:
+    """A copy of a functional `model` (e.g. a Keras application) whose BatchNormalization layers are
+    fused `BatchNormalization`s; weights are not copied (load them afterwards)."""
+    def clone(layer):
+        cls = BatchNormalization if type(layer) is keras.layers.BatchNormalization else type(layer)
+        return cls.from_config(layer.get_config())
+    return keras.models.clone_model(model, clone_function=clone)
 
 
 def _same_question_matrix() -> np.ndarray:

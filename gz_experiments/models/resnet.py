@@ -44,8 +44,10 @@ def minimum_input_size(cfg: ResNetConfig) -> int:
 
 def body(x, cfg: ResNetConfig):
     import keras
+
+    from gz_experiments.models.layers import fuse_batch_norm
     x = keras.applications.resnet.preprocess_input(x * 255.0)
-    backbone = keras.applications.ResNet50(include_top=False, weights=None, input_shape=x.shape[1:])
+    backbone = fuse_batch_norm(keras.applications.ResNet50(include_top=False, weights=None, input_shape=x.shape[1:]))
     backbone.name = BACKBONE
     freeze_early_stages(backbone, cfg.fine_tune_blocks)
     x = backbone(x, training=None if cfg.fine_tune_blocks is None else False)

@@ -39,13 +39,17 @@ SIGNATURE = ModelSignature(
 def requirements() -> list[str]:
     """Pinned to what trained the model; given explicitly so MLflow doesn't spend seconds inferring."""
     from importlib.metadata import version
-    names = ("tensorflow-cpu", "keras", "mlflow", "numpy", "pandas", "pillow")
+    # Whichever TensorFlow build trained it (tensorflow-cpu, or tensorflow from the `gpu` extra): the
+    # first one found is pinned, so a model trained on a GPU machine still brings TensorFlow along.
+    names = ("tensorflow-cpu|tensorflow", "keras", "mlflow", "numpy", "pandas", "pillow")
     pins = []
-    for name in names:
-        try:
-            pins.append(f"{name}=={version(name)}")
-        except Exception:   # e.g. tensorflow (GPU build) instead of tensorflow-cpu
-            continue
+    for choices in names:
+        for name in choices.split("|"):
+            try:
+                pins.append(f"{name}=={version(name)}")
+                break
+            except Exception:   # not installed
+                continue
     return pins
 
 
