@@ -80,7 +80,8 @@ CHOICES = {
     "lr_schedule": ("constant", "cosine"),
     "precision": ("float32", "mixed_bfloat16"),
 }
-AT_LEAST_ONE = {"epochs", "batch_size", "image_size", "kernel_size", "n_train", "crop", "n_val", "n_test"}
+AT_LEAST_ONE = {"epochs", "batch_size", "image_size", "kernel_size", "n_train", "crop", "n_val", "n_test",
+                "convs_per_stage"}
 # The one word that leaves an optional field unset, chosen to read right for that field
 # (`crop=none` is the whole frame, `n_train=all` every galaxy); other optional fields take `none`.
 UNSET_WORDS = {

@@ -47,6 +47,18 @@ def test_parameter_count_follows_the_body(global_pool):
     assert model.count_params() == convs + width * 32 + 32 + 32 * 37 + 37
 
 
+def test_convs_per_stage_deepens_each_stage_before_its_pool():
+    cfg = override(CONFIG, filters="8,16", convs_per_stage=2, dense="16", image_size=16)
+    model = build_model(cfg.model, 16)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.name, c.filters) for c in convs] == [("conv1", 8), ("conv1_2", 8), ("conv2", 16), ("conv2_2", 16)]
+    assert model.get_layer("pool2").output.shape[1:3] == (4, 4)   # only the pools shrink the frame
+    with pytest.raises(ConfigError, match="'convs_per_stage' must be at least 1"):
+        override(CONFIG, convs_per_stage=0)
+    with pytest.raises(ConfigError, match="applies to galaxy_cnn only"):
+        override(experiments.load("cnn_cropped").CONFIG, convs_per_stage=2)
+
+
 def test_minimum_input_size_is_exact_for_same_padding():
     cfg = ModelConfig(architecture="galaxy_cnn", body=GalaxyCnnConfig(filters=(8, 8, 8)))
     assert minimum_input_size(cfg.body) == 8

@@ -15,6 +15,9 @@ from gz_experiments.models.cnn import CnnConfig
 @dataclass(frozen=True)
 class GalaxyCnnConfig(CnnConfig):
     global_pool: bool = False   # global average pooling instead of flatten
+    # 3×3 convs before each pool (VGG's stages): two see 5×5 at the cost of one more layer's
+    # compute, with a ReLU between; depth that a small data set can still fit.
+    convs_per_stage: int = 1
 
 
 def minimum_input_size(cfg: GalaxyCnnConfig) -> int:
@@ -24,11 +27,14 @@ def minimum_input_size(cfg: GalaxyCnnConfig) -> int:
 def body(x, cfg: GalaxyCnnConfig):
     from keras import layers
     for i, filters in enumerate(cfg.filters):
-        x = layers.Conv2D(filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm,
-                          name=f"conv{i + 1}")(x)
-        if cfg.batch_norm:
-            x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
-        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(layers.Activation("relu")(x))
+        for j in range(cfg.convs_per_stage):
+            suffix = f"{i + 1}" + (f"_{j + 1}" if j else "")   # conv1, conv1_2: one-conv models keep their names
+            x = layers.Conv2D(filters, cfg.kernel_size, padding="same", use_bias=not cfg.batch_norm,
+                              name=f"conv{suffix}")(x)
+            if cfg.batch_norm:
+                x = layers.BatchNormalization(name=f"bn{suffix}")(x)
+            x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
     return layers.GlobalAveragePooling2D()(x) if cfg.global_pool else layers.Flatten()(x)
 
 

@@ -39,7 +39,7 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
         mlflow.set_tags({"study_name": options.name, "worker": WORKER})
         log_setup(options, config, space, describe(options))
         started = time.perf_counter()
-        failure = work(study, make_objective(config, space, options.name), options)
+        failure = work(study, make_objective(config, space, options.name, options.trial_minutes), options)
         mlflow.log_metric("sweep_seconds", time.perf_counter() - started)
         summary = summarize(study, config, claim=lambda: ClaimLock(options.storage, options.name))
         if failure is not None:
