@@ -42,6 +42,9 @@ class DataConfig:
     image_size: int = 100
     skip_bad_images: bool = False
     augment: AugmentConfig | None = AugmentConfig()   # None: augment=false
+    # Train on train + validation (the test split stays out): for a final model whose `epochs` were
+    # chosen on validation first. Validation is then seen data, so the last epoch's weights are kept.
+    refit: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class TrainConfig:
     batch_size: int = 100
     optimizer: str = "adamax"
     learning_rate: float = 0.001         # Keras' adamax default, which the report used
+    weight_decay: float = 0.0            # decoupled (AdamW-style), as Keras 3 optimizers apply it
     lr_schedule: str = "constant"        # constant | cosine
     warmup_epochs: int = 0
     precision: str = "float32"           # float32 | mixed_bfloat16
@@ -166,6 +170,8 @@ def _check(name: str, value) -> None:
         raise ConfigError(f"parameter 'split_seed' must be 0 or more, got {value}")
     if name == "dropout" and not 0 <= value < 1:
         raise ConfigError(f"parameter 'dropout' must be in [0, 1), got {value}")
+    if name == "weight_decay" and not 0 <= value < 1:
+        raise ConfigError(f"parameter 'weight_decay' must be in [0, 1), e.g. 1e-4; got {value}")
     if name == "learning_rate" and not value > 0:
         raise ConfigError(f"parameter 'learning_rate' must be positive, got {value}")
     if name == "tree_warmup_epochs" and value < 0:
