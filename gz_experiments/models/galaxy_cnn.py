@@ -18,6 +18,9 @@ class GalaxyCnnConfig(CnnConfig):
     # 3×3 convs before each pool (VGG's stages): two see 5×5 at the cost of one more layer's
     # compute, with a ReLU between; depth that a small data set can still fit.
     convs_per_stage: int = 1
+    # Dieleman et al.'s views: the convolutions see each image in this many dihedral orientations
+    # (1, 2, 4 or 8) and the head their features side by side; costs views× the body's compute.
+    views: int = 1
 
 
 def minimum_input_size(cfg: GalaxyCnnConfig) -> int:
@@ -25,6 +28,13 @@ def minimum_input_size(cfg: GalaxyCnnConfig) -> int:
 
 
 def body(x, cfg: GalaxyCnnConfig):
+    if cfg.views == 1:
+        return _shared_body(x, cfg)
+    from gz_experiments.models.views import DihedralViews, ViewFeatures
+    return ViewFeatures(cfg.views, name="view_features")(_shared_body(DihedralViews(cfg.views, name="views")(x), cfg))
+
+
+def _shared_body(x, cfg: GalaxyCnnConfig):
     from keras import layers
     for i, filters in enumerate(cfg.filters):
         for j in range(cfg.convs_per_stage):
