@@ -42,6 +42,9 @@ class DataConfig:
     image_size: int = 100
     skip_bad_images: bool = False
     augment: AugmentConfig | None = AugmentConfig()   # None: augment=false
+    # Train on train + validation (the test split stays out): for a final model whose `epochs` were
+    # chosen on validation first. Validation is then seen data, so the last epoch's weights are kept.
+    refit: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class TrainConfig:
     batch_size: int = 100
     optimizer: str = "adamax"
     learning_rate: float = 0.001         # Keras' adamax default, which the report used
+    weight_decay: float = 0.0            # decoupled (AdamW-style), as Keras 3 optimizers apply it
     lr_schedule: str = "constant"        # constant | cosine
     warmup_epochs: int = 0
     # auto: mixed_bfloat16 where bfloat16 is native (see hardware.resolve_precision), else float32
@@ -81,7 +85,8 @@ CHOICES = {
     "lr_schedule": ("constant", "cosine"),
     "precision": ("auto", "float32", "mixed_bfloat16"),
 }
-AT_LEAST_ONE = {"epochs", "batch_size", "image_size", "kernel_size", "n_train", "crop", "n_val", "n_test"}
+AT_LEAST_ONE = {"epochs", "batch_size", "image_size", "kernel_size", "n_train", "crop", "n_val", "n_test",
+                "convs_per_stage"}
 # The one word that leaves an optional field unset, chosen to read right for that field
 # (`crop=none` is the whole frame, `n_train=all` every galaxy); other optional fields take `none`.
 UNSET_WORDS = {
@@ -179,10 +184,14 @@ def _check(name: str, value) -> None:
         raise ConfigError(f"parameter 'split_seed' must be 0 or more, got {value}")
     if name == "dropout" and not 0 <= value < 1:
         raise ConfigError(f"parameter 'dropout' must be in [0, 1), got {value}")
+    if name == "weight_decay" and not 0 <= value < 1:
+        raise ConfigError(f"parameter 'weight_decay' must be in [0, 1), e.g. 1e-4; got {value}")
     if name == "learning_rate" and not value > 0:
         raise ConfigError(f"parameter 'learning_rate' must be positive, got {value}")
     if name == "tree_warmup_epochs" and value < 0:
         raise ConfigError(f"parameter 'tree_warmup_epochs' must be 0 (tree from the start) or more, got {value}")
+    if name == "views" and value not in (1, 2, 4, 8):   # models.views.VIEWS (that module loads Keras)
+        raise ConfigError(f"parameter 'views' must be 1, 2, 4 or 8 (dihedral orientations per image), got {value}")
     if name in ("filters", "dense") and (not value or min(value) < 1):
         raise ConfigError(f"parameter {name!r} needs positive integers, e.g. 32,64,128; got {value!r}")
 

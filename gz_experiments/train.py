@@ -66,9 +66,10 @@ class StopOnDivergence(keras.callbacks.Callback):
 class KeepBestWeights(keras.callbacks.Callback):
     """Restore the epoch with the lowest val RMSE at the end, as the issue's 'best epoch' asks."""
 
-    def __init__(self, hook: EpochHook | None = None):
+    def __init__(self, hook: EpochHook | None = None, restore: bool = True):
         super().__init__()
         self.hook, self.best, self.best_epoch, self.weights, self.stopped = hook, np.inf, 0, None, False
+        self.restore = restore   # off for a refit: its validation split was trained on
 
     def on_epoch_end(self, epoch, logs=None):
         val_rmse = float(logs["val_rmse"])
@@ -78,7 +79,7 @@ class KeepBestWeights(keras.callbacks.Callback):
             self.stopped = self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.weights is not None:
+        if self.restore and self.weights is not None:
             self.model.set_weights(self.weights)
 
 
@@ -120,7 +121,7 @@ def _train(config: TrainConfig, rec: Recorder, epoch_hook, evaluate_test: bool, 
     log_data(rec, data, config)
     with precision_policy(config.precision), distribution_strategy().scope():
         model = compile_model(config, -(-len(data.train) // config.batch_size), pretrained)
-    keeper = KeepBestWeights(epoch_hook)
+    keeper = KeepBestWeights(epoch_hook, restore=not config.data.refit)
     callbacks = [StopOnDivergence(config), EpochLogger(rec), keeper, *training_callbacks(model)]
     history = fit(model, data, config, callbacks, progress)
     metrics = {"best_val_rmse": keeper.best, "best_epoch": keeper.best_epoch,
@@ -156,7 +157,8 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
         rate = keras.optimizers.schedules.CosineDecay(
             0.0 if warmup else rate, max(1, (config.epochs - config.warmup_epochs) * steps_per_epoch),
             warmup_target=rate if warmup else None, warmup_steps=warmup)
-    return keras.optimizers.get({"class_name": config.optimizer, "config": {"learning_rate": rate}})
+    return keras.optimizers.get({"class_name": config.optimizer,
+                                 "config": {"learning_rate": rate, "weight_decay": config.weight_decay or None}})
 
 
 def fit(model, data: PreparedData, config: TrainConfig, callbacks, progress: bool) -> dict:

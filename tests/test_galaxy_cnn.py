@@ -47,6 +47,34 @@ def test_parameter_count_follows_the_body(global_pool):
     assert model.count_params() == convs + width * 32 + 32 + 32 * 37 + 37
 
 
+def test_convs_per_stage_deepens_each_stage_before_its_pool():
+    cfg = override(CONFIG, filters="8,16", convs_per_stage=2, dense="16", image_size=16)
+    model = build_model(cfg.model, 16)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.name, c.filters) for c in convs] == [("conv1", 8), ("conv1_2", 8), ("conv2", 16), ("conv2_2", 16)]
+    assert model.get_layer("pool2").output.shape[1:3] == (4, 4)   # only the pools shrink the frame
+    with pytest.raises(ConfigError, match="'convs_per_stage' must be at least 1"):
+        override(CONFIG, convs_per_stage=0)
+    with pytest.raises(ConfigError, match="applies to galaxy_cnn only"):
+        override(experiments.load("cnn_cropped").CONFIG, convs_per_stage=2)
+
+
+def test_views_show_the_shared_convolutions_each_orientation(tmp_path):
+    """A quarter turn of the image turns the four views' features round by one block: the same
+    convolutions saw every orientation. The model saves and loads with its view layers."""
+    cfg = override(CONFIG, filters="4,8", views=4, dense="8", image_size=16)
+    model = build_model(cfg.model, 16)
+    features = keras.Model(model.input, model.get_layer("view_features").output)
+    image = np.random.default_rng(0).random((2, 16, 16, 3)).astype(np.float32)
+    plain, turned = (keras.ops.convert_to_numpy(features(x)).reshape(2, 4, -1) for x in (image, np.rot90(image, 1, (1, 2))))
+    np.testing.assert_allclose(turned, np.roll(plain, -1, axis=1), atol=1e-5)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    np.testing.assert_allclose(loaded.predict(image, verbose=0), model.predict(image, verbose=0), atol=1e-6)
+    with pytest.raises(ConfigError, match="'views' must be 1, 2, 4 or 8"):
+        override(CONFIG, views=3)
+
+
 def test_minimum_input_size_is_exact_for_same_padding():
     cfg = ModelConfig(architecture="galaxy_cnn", body=GalaxyCnnConfig(filters=(8, 8, 8)))
     assert minimum_input_size(cfg.body) == 8

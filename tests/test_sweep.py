@@ -206,7 +206,7 @@ def test_bad_search_spaces_and_options_get_clear_errors(tmp_path, capsys):
 
     for argv, message in ((["approach=cnn_nope"], "unknown approach 'cnn_nope'"),
                           (["n_trials=0"], "'n_trials' must be at least 1"),
-                          (["pruner=hyperbnd"], "'pruner' must be one of median, none"),
+                          (["pruner=hyperbnd"], "'pruner' must be one of median, hyperband, none"),
                           (["storage=nosuchdb://x"], "parameter 'storage': can't open"),
                           (["dropout=2"], "'dropout' must be in [0, 1)"),
                           (["n_trail=5"], "unknown parameter 'n_trail'")):
@@ -271,6 +271,27 @@ def test_a_non_finite_val_rmse_stops_the_trial_as_a_failure():
     with pytest.raises(SweepError, match=r"diverged \(best_val_rmse inf"):
         check_converged(PruningHook(trial=None), math.inf)
     check_converged(PruningHook(trial=None), 0.2)
+
+
+def test_a_trial_over_its_time_budget_stops_after_its_epoch_and_keeps_its_result():
+    trial = optuna.create_study().ask()
+    hook = PruningHook(trial, minutes=1)
+    assert hook(1, 0.2) is False and hook.out_of_time_at is None   # within the minute
+    hook.deadline -= 61                                              # the minute is spent
+    assert hook(2, 0.19) is True and hook.out_of_time_at == 2
+    assert hook.pruned_at is None and hook.diverged_at is None      # counted, not pruned or failed
+    check_converged(hook, 0.19)
+
+
+def test_hyperband_pruner_and_time_budget_are_options(tmp_path):
+    from gz_experiments.sweep.study import describe, make_pruner
+    options, _ = parse_options({"pruner": "hyperband", "pruner_warmup_epochs": "1", "trial_minutes": "7.5"})
+    assert isinstance(make_pruner(options), optuna.pruners.HyperbandPruner)
+    assert options.trial_minutes == 7.5
+    assert describe(options)["pruner_config"].startswith("HyperbandPruner(min_resource=2")
+    assert parse_options({"trial_minutes": "none"})[0].trial_minutes is None
+    with pytest.raises(ConfigError, match="'trial_minutes' must be positive minutes"):
+        parse_options({"trial_minutes": "0"})
 
 
 @pytest.mark.slow

@@ -79,10 +79,13 @@ def prepare(cfg: DataConfig, *, progress: bool = True) -> PreparedData:
     wanted = np.concatenate([ids[name] for name in SPLITS])
     cached = load_or_build(source.images, wanted, cfg.image_size, cfg.crop, cfg.skip_bad_images, progress)
     splits, start = {}, 0
-    for name in SPLITS:   # the cache holds test, val, train in order: each split is a slice
+    for name in SPLITS:   # the cache holds the splits in SPLITS' order: each split is a slice
         rows = slice(start, start + len(ids[name]))
         start = rows.stop
         splits[name] = _split(cached.ids[rows], cached.images[rows], source, cached.bad)
+    if cfg.refit:   # train and val are adjacent in the cache: one slice, no copy
+        seen = slice(0, len(ids["train"]) + len(ids["val"]))
+        splits["train"] = _split(cached.ids[seen], cached.images[seen], source, cached.bad)
     fingerprint = hashlib.blake2b(f"{source.labels_hash}:{cached.path.stem}".encode(), digest_size=8).hexdigest()
     return PreparedData(**splits, source=source, fingerprint=fingerprint, bad=cached.bad)
 

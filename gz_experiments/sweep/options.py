@@ -20,7 +20,7 @@ class SweepOptions:
     n_trials: int = 20                    # complete + pruned trials of the whole study, all workers
     study_name: str | None = None         # None: "<approach>-sweep"; an existing name resumes
     storage: str = "sqlite:///optuna.db"  # or postgresql+psycopg://user:pw@host/db for many workers
-    pruner: str = "median"                # median | none
+    pruner: str = "median"                # median | hyperband | none
     pruner_startup_trials: int = 5
     pruner_warmup_epochs: int = 2
     sampler_seed: int | None = None       # None: each worker draws its own (same seeds = same trials)
@@ -28,12 +28,16 @@ class SweepOptions:
     grace_period: int = 90                # a trial silent this long is FAIL (its worker died)
     max_retry: int = 2                    # times a dead worker's parameters are tried again
     max_failures_in_row: int = 3          # a worker gives up after this many failed trials in a row
+    # A trial's training budget in minutes: a trial still training then stops after its epoch and
+    # counts with its best val_rmse so far (tag stopped_by=time_limit). None: epochs decide alone.
+    trial_minutes: float | None = None
 
     @property
     def name(self) -> str:
         return self.study_name or f"{self.approach}-sweep"
 
 
+PRUNERS = ("median", "hyperband", "none")
 OPTION_NAMES = {f.name for f in dataclasses.fields(SweepOptions)}
 
 
@@ -44,8 +48,10 @@ def parse_options(tokens: dict[str, str]) -> tuple[SweepOptions, dict[str, str]]
     options = SweepOptions(**chosen)
     if options.n_trials < 1:
         raise ConfigError(f"parameter 'n_trials' must be at least 1, got {options.n_trials}")
-    if options.pruner not in ("median", "none"):
-        raise ConfigError(f"parameter 'pruner' must be one of median, none; got {options.pruner!r}")
+    if options.pruner not in PRUNERS:
+        raise ConfigError(f"parameter 'pruner' must be one of {', '.join(PRUNERS)}; got {options.pruner!r}")
+    if options.trial_minutes is not None and not options.trial_minutes > 0:
+        raise ConfigError(f"parameter 'trial_minutes' must be positive minutes (or none), got {options.trial_minutes}")
     if min(options.heartbeat_interval, options.grace_period) < 1 or options.grace_period <= options.heartbeat_interval:
         raise ConfigError("parameters 'heartbeat_interval' and 'grace_period' must be positive seconds "
                           f"with grace_period > heartbeat_interval; got {options.heartbeat_interval}, "

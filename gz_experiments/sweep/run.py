@@ -38,7 +38,7 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
         rec.tags({"study_name": options.name, "worker": WORKER})
         log_setup(rec, options, config, space, describe(options))
         started = time.perf_counter()
-        failure = work(study, make_objective(config, space, options.name), options)
+        failure = work(study, make_objective(config, space, options.name, options.trial_minutes), options)
         rec.results({"sweep_seconds": time.perf_counter() - started})
         summary = summarize(rec, study, config, claim=lambda: ClaimLock(options.storage, options.name))
         if failure is not None:

@@ -7,6 +7,7 @@ import math
 import os
 import re
 import socket
+import time
 from pathlib import Path
 
 from gz_experiments.config import override
@@ -30,10 +31,13 @@ PID_SPACE = _pid_space()   # recorded beside WORKER, so a worker's pid is only c
 
 class PruningHook:
     """train's epoch hook: report val_rmse to the trial (step = epoch), stop when Optuna prunes,
-    or at once when val_rmse is NaN or infinite (the loss diverged: no later epoch can recover)."""
+    at once when val_rmse is NaN or infinite (the loss diverged: no later epoch can recover), and
+    after the epoch that spends the trial's time budget (`minutes`; the trial keeps its best)."""
 
-    def __init__(self, trial):
+    def __init__(self, trial, minutes: float | None = None):
         self.trial, self.pruned_at, self.diverged_at, self.val_rmse = trial, None, None, None
+        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
+        self.out_of_time_at = None
 
     def __call__(self, epoch: int, val_rmse: float) -> bool:
         if not math.isfinite(val_rmse):
@@ -43,6 +47,9 @@ class PruningHook:
         if self.trial.should_prune():
             self.pruned_at, self.val_rmse = epoch, val_rmse
             return True
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.out_of_time_at = epoch
+            return True
         return False
 
 
@@ -51,7 +58,7 @@ def param_key(name: str) -> str:
     return re.sub(r"\[(\d+)\]", r"_\1", name)
 
 
-def make_objective(config, space: dict, study_name: str):
+def make_objective(config, space: dict, study_name: str, trial_minutes: float | None = None):
     def objective(trial) -> float:
         import optuna
 
@@ -59,7 +66,7 @@ def make_objective(config, space: dict, study_name: str):
         from gz_experiments.tracking.runs import record_failure
         from gz_experiments.train import train
         with recording(f"trial-{trial.number}", nested=True) as rec:
-            hook = PruningHook(trial)
+            hook = PruningHook(trial, trial_minutes)
             try:
                 tag_trial(rec, trial, study_name)
                 params = {key: distribution.suggest(trial, key) for key, distribution in space.items()}
@@ -72,6 +79,8 @@ def make_objective(config, space: dict, study_name: str):
                 trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
                 raise
             rec.tags({"trial_state": "pruned" if hook.pruned_at else "finished"})
+            if hook.out_of_time_at:
+                rec.tags({"stopped_by": "time_limit", "stopped_at_epoch": hook.out_of_time_at})
         if hook.pruned_at:
             raise optuna.TrialPruned(f"val_rmse {hook.val_rmse:.4f} at epoch {hook.pruned_at} is worse than "
                                      f"the median of earlier trials")
