@@ -1,10 +1,11 @@
-"""The ensemble's predictor: the plain mean of its members' predictions, each member seeing the
-images through its own crop and input size (and its own 8-view average under `tta`).
+"""The ensemble's predictor: a weighted mean of its members' predictions (equal weights, or blend
+weights fitted on validation: `ensemble.blend`), each member seeing the images through its own crop
+and input size (and its own 8-view average under `tta`).
 
 Averaging keeps valid vote fractions valid. The Galaxy Zoo constraints — every fraction in [0, 1],
 a question's answers summing to the fraction that reached it (its parent answer's column, or 1) —
 are bounds and linear equalities, and every member's output on the same image satisfies them when
-it ends in the decision-tree layer; a convex combination (weights ≥ 0 summing to 1, here 1/n each)
+it ends in the decision-tree layer; a convex combination (weights ≥ 0 summing to 1)
 of points satisfying linear equalities and bounds satisfies them too. Sigmoid members don't obey
 the tree, and their mean doesn't either: averaging adds no violation, it repairs none.
 """
@@ -25,10 +26,14 @@ from gz_experiments.served.inputs import Spec, decode, pack, stack
 class AveragingPredictor:
     """The `Predictor` API (`inputs`, `predict_images`, `predict_jpegs`, pyfunc `predict`) over members."""
 
-    def __init__(self, members: list):
+    def __init__(self, members: list, weights=None):
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = list(members)
+        self.weights = np.full(len(members), 1 / len(members)) if weights is None else np.asarray(weights, np.float64)
+        if len(self.weights) != len(members) or self.weights.min() < 0 or abs(self.weights.sum() - 1) > 1e-6:
+            raise ValueError(f"blend weights must be {len(members)} non-negative numbers summing to 1 "
+                             f"(a convex combination keeps the tree's constraints), got {list(self.weights)}")
 
     @property
     def inputs(self) -> tuple[Spec, ...]:
@@ -52,8 +57,11 @@ class AveragingPredictor:
                 for member in self.members]
 
     def predict_images(self, frames, tta: bool = False) -> np.ndarray:
-        """The members' mean: a convex combination, so tree-valid members give tree-valid output."""
-        return np.mean(self.member_predictions(frames, tta), axis=0, dtype=np.float64).astype(np.float32)
+        """The members' weighted mean: convex, so tree-valid members give tree-valid output."""
+        return self.blend(self.member_predictions(frames, tta))
+
+    def blend(self, predictions: list[np.ndarray]) -> np.ndarray:
+        return np.tensordot(self.weights, np.asarray(predictions, np.float64), axes=1).astype(np.float32)
 
     def predict_jpegs(self, jpegs: list[bytes], tta: bool = False) -> np.ndarray:
         return self.predict_images(stack(self, [decode(self, jpeg) for jpeg in jpegs]), tta=tta)
