@@ -53,7 +53,9 @@ def test_cpu_flags_decide_and_unknown_features_mean_float32(tmp_path):
     assert cpu_flags(tmp_path / "missing") is None
     native, why = cpu_supports_bfloat16(None)
     assert native is None and "unknown" in why
-    assert hardware.bfloat16_is_native(tmp_path / "missing") or hardware.gpu_capabilities() == {}
+    if not hardware.gpu_capabilities():   # unknown: auto stays float32, an explicit bf16 isn't warned about
+        assert resolve_precision("auto", tmp_path / "missing").name == "float32"
+        assert hardware.bfloat16_is_native(tmp_path / "missing") is True
 
 
 def test_gpus_need_compute_capability_8_for_bfloat16():
