@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import experiments  # noqa: E402
-import gz_experiments.layers as project_layers  # noqa: E402
+import gz_experiments.models.layers as project_layers  # noqa: E402
 from gz_experiments.config import override  # noqa: E402
 from gz_experiments.hardware import precision_policy  # noqa: E402
 from gz_experiments.train import compile_model  # noqa: E402
