@@ -134,6 +134,8 @@ def test_the_report_run_holds_the_table_figures_and_metrics(store, resumed):
     markdown = Path(store.client.download_artifacts(parent.info.run_id, "results.md", str(store.workdir / "md")))
     assert "| cnn_slim_head | " in markdown.read_text() and "Synthetic data" in markdown.read_text()
     assert "synthetic" in parent.data.tags["mlflow.note.content"] and parent.info.run_name.startswith("report: ")
+    side_by_side = store.client.get_metric_history(parent.info.run_id, "test_rmse_by_approach")   # one chart
+    assert [m.value for m in sorted(side_by_side, key=lambda m: m.step)] == pytest.approx(list(frame["test_rmse"]))
 
 
 def test_mlflow_run_report_reuses_the_baseline_and_trains_a_new_seed(store, resumed, synthetic_dir):
