@@ -1,6 +1,7 @@
 """One training loop for every approach: `train(config) -> metrics`, tracked in MLflow."""
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import replace
@@ -109,7 +110,8 @@ def train(config: TrainConfig, *, defaults: TrainConfig | None = None, epoch_hoo
             return _train(replace(config, precision=precision.name), rec, epoch_hook, evaluate_test, log_model,
                           progress)
         except BaseException as error:
-            rec.describe_training(config, error=error)
+            with contextlib.suppress(Exception):   # a store that failed must not hide the error itself
+                rec.describe_training(config, error=error)
             raise
 
 

@@ -65,6 +65,8 @@ def _assert_failed_without_model(client, run, epoch_text: str) -> None:
     assert "error.txt" in artifacts and "model" not in artifacts
     assert "best_val_rmse" not in run.data.metrics and "test_rmse" not in run.data.metrics
     assert all(np.isfinite(v) for v in run.data.metrics.values())   # no NaN epoch was logged
+    note = run.data.tags["mlflow.note.content"]   # the description says it failed, and why
+    assert "Result: **failed**: DivergedError: training diverged" in note and "Result: training." not in note
 
 
 @pytest.mark.slow

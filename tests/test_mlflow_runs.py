@@ -193,6 +193,9 @@ def test_register_adds_versions_and_champion_follows_the_better_one(two_runs):
     assert champion == ("2" if better else "1")
     test_digest = {i.tags[0].value: i.dataset.digest for i in two_runs.first.inputs.dataset_inputs}["testing"]
     assert versions["2"].tags["test_data_digest"] == test_digest
+    # the registered model and each version say what they are
+    assert client.get_registered_model("gz").description == registry.MODEL_DESCRIPTION
+    assert versions["1"].description.startswith(f"From run {two_runs.first.info.run_name} (cnn_cropped): test RMSE ")
 
 
 @pytest.mark.slow

@@ -144,7 +144,8 @@ def test_run_page_shows_the_run(ui, store, browser, shots):
 def test_run_page_shows_its_dataset_and_logged_model(ui, store, browser, shots):
     run = store["client"].get_run(store["run"].info.run_id)
     datasets = [i.dataset.name for i in run.inputs.dataset_inputs]
-    models = store["client"].search_logged_models(experiment_ids=[run.info.experiment_id])
+    models = store["client"].search_logged_models(experiment_ids=[run.info.experiment_id],
+                                                  filter_string=f"source_run_id = '{run.info.run_id}'")
     assert datasets, "the run logged no dataset"
     assert models, "the run logged no LoggedModel"
     browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
@@ -160,16 +161,20 @@ def test_models_tab_lists_the_logged_model(ui, store, browser, shots):
     models = store["client"].search_logged_models(experiment_ids=[run.info.experiment_id])
     assert len(models) == 2
     browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}/models?workflowType=machine_learning")
-    testing = {i.tags[0].value: i.dataset.name for i in run.inputs.dataset_inputs}["testing"]
-    text = browser.wait_for_text(run.info.run_name, "test_rmse", testing)
+    text = browser.wait_for_text(*(r.info.run_name for r in store["runs"]), "Source run")
     browser.screenshot(shots / "05-experiment-models.png")
     assert all(m.name in text for m in models)
-    # each model's test RMSE, on the test dataset (not a system metric such as CPU 0 %)
-    for model in models:
-        linked = {m.key: m for m in store["client"].get_logged_model(model.model_id).metrics}
-        assert linked["test_rmse"].dataset_name == testing
-        assert f"{linked['test_rmse'].value:.4f}"[:5] in text
-    assert "cpu_utilization" not in text
+    # each model's page: its test RMSE, on the test dataset (not a system metric such as CPU 0 %)
+    testing = {i.tags[0].value: i.dataset.name for i in run.inputs.dataset_inputs}["testing"]
+    model = next(m for m in models if m.source_run_id == run.info.run_id)
+    linked = {m.key: m for m in store["client"].get_logged_model(model.model_id).metrics}
+    assert linked["test_rmse"].dataset_name == testing
+    browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}/models/{model.model_id}"
+                 f"?workflowType=machine_learning")
+    text = browser.wait_for_text("test_rmse", testing)
+    time.sleep(2)
+    browser.screenshot(shots / "07-model-page.png")
+    assert f"{linked['test_rmse'].value:.4f}"[:5] in browser.text() and "cpu_utilization" not in browser.text()
 
 
 def here(link: str, ui: dict) -> str:
@@ -184,14 +189,17 @@ def test_the_printed_link_compares_the_runs_sorted_by_test_rmse(ui, store, shots
     try:
         fresh.open(here(store["link"], ui))
         first, second = store["runs"]
-        fresh.wait_for_text(first.info.run_name, second.info.run_name, "test_rmse", "best_val_rmse", "dropout")
+        fresh.wait_for_text(first.info.run_name, second.info.run_name, "Sort: test_rmse")
         time.sleep(2)
         text = fresh.text()
         fresh.screenshot(shots / "00-printed-link-runs-table.png")
         assert GENAI_ONLY not in text and "workflowType=machine_learning" in fresh.location()
+        table = text[text.index("Run Name"):]   # the grid: its header row, then the runs
+        headers = table[:table.index(first.info.run_name)]
+        assert all(column in headers for column in ("test_rmse", "test_rmse_tta", "best_val_rmse", "dropout")), headers
         assert first.data.metrics["test_rmse"] <= second.data.metrics["test_rmse"]
-        assert text.index(first.info.run_name) < text.index(second.info.run_name)   # sorted by test_rmse
-        assert f"{first.data.metrics['test_rmse']:.4f}"[:5] in text   # the value in its column
+        assert table.index(first.info.run_name) < table.index(second.info.run_name)   # sorted by test_rmse
+        assert f"{first.data.metrics['test_rmse']:.4f}"[:5] in table   # the value in its column
     finally:
         fresh.close()
 
@@ -205,6 +213,8 @@ def test_the_run_page_has_the_test_rmse_in_its_first_section(ui, store, browser,
     text = browser.text()
     browser.screenshot(shots / "06-run-model-metrics.png")
     assert "per_epoch" not in text and "per_question" not in text   # one name per metric, one section
-    # every chart is in the one "Model metrics" section: no other section (a `prefix/` group) comes first
-    sections = [line for line in text.splitlines() if re.fullmatch(r"[\w.-]+ \(\d+\)", line.strip())]
-    assert sections and sections[0].startswith("Model metrics"), sections
+    # the charts (after the tab bar) open on the "Model metrics" section, which holds test_rmse:
+    # no `prefix/` section (which the UI puts first) and no system metrics before it
+    charts = text[text.index("Artifacts"):]
+    assert charts.index("Model metrics") < charts.index("test_rmse"), charts[:500]
+    assert "System metrics" not in charts[:charts.index("test_rmse")] and "/" not in charts[:charts.index("test_rmse")]

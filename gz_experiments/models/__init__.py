@@ -3,23 +3,35 @@ body, head order, smallest input and pretrained-weights loading. Every model tak
 in [0, 1] (the pipeline's contract) and ends in the same 37-vote head (`common`).
 
 Importing this package does not load Keras, so configuration can validate against it.
-To add a model: a module with an `ARCHITECTURE`, listed in `ARCHITECTURES` below.
+To add a model: a module here with an `ARCHITECTURE` (found by `_discover`; its own parameters'
+names must not repeat another config field's, which `config` checks at import).
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import importlib
+import pkgutil
 import typing
+from dataclasses import dataclass
 
 from gz_experiments.errors import ConfigError
-from gz_experiments.models import cnn, galaxy_cnn, resnet
 from gz_experiments.models.architecture import Architecture
 
 if typing.TYPE_CHECKING:
     import keras
 
-ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (cnn.ARCHITECTURE, galaxy_cnn.ARCHITECTURE,
-                                                                  resnet.ARCHITECTURE)}
+# Modules of this package that are not models (the shared head and layers load Keras).
+NOT_MODELS = {"architecture", "common", "layers"}
+
+
+def _discover() -> dict[str, Architecture]:
+    found = [importlib.import_module(f"{__name__}.{info.name}").ARCHITECTURE
+             for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name)
+             if info.name not in NOT_MODELS and not info.name.startswith("_")]
+    return {a.name: a for a in found}
+
+
+ARCHITECTURES: dict[str, Architecture] = _discover()
 # The type of `ModelConfig.body`: any model's own parameters.
 BodyConfig = typing.Union[tuple(a.config for a in ARCHITECTURES.values())]
 

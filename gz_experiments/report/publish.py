@@ -19,9 +19,12 @@ def publish(rec, tags: dict[str, str], defaults: dict[str, dict], trained_under:
     frame = table.table(results, competition=competition)
     text = table.markdown(frame, table.split_line(results), missing, competition=competition)
     rec.results(table.parent_metrics(frame))
+    order = list(frame["approach"])
+    for step, value in enumerate(frame["test_rmse"], start=1):   # one chart, the approaches side by side
+        rec.metric(BY_APPROACH, float(value), step=step)
     rec.table(frame, "results.csv")
     rec.text(text, "results.md")
-    rec.describe(description(results, missing, competition))
+    rec.describe(description(results, missing, competition, order))
     for figure, name in ((figures.results_figure(frame), "results.png"),
                          (figures.per_question_figure(table.question_matrix(results)), "per_question.png"),
                          (figures.curves_figure(results), "curves.png")):
@@ -34,7 +37,10 @@ def publish(rec, tags: dict[str, str], defaults: dict[str, dict], trained_under:
     return {"summary": summary, "results": results, "run_id": rec.run_id, "reused": reused, "missing": missing}
 
 
-def description(results, missing: list[str], competition: bool) -> str:
+BY_APPROACH = "test_rmse_by_approach"
+
+
+def description(results, missing: list[str], competition: bool, order: list[str] = ()) -> str:
     """What the report run holds, as its description in the UI."""
     labels = ", ".join(r.label for r in results)
     data = ("" if competition else " on **synthetic** galaxies (not the competition's: the numbers compare "
@@ -42,6 +48,9 @@ def description(results, missing: list[str], competition: bool) -> str:
     lines = [f"**Report table**{data}: {labels}, each a run of its own (expand this run; reused runs are "
              f"listed in results.md). `results.md`/`results.csv` hold the table, `results.png`, "
              f"`per_question.png` and `curves.png` the figures; `test_rmse/<approach>` the test RMSE per approach."]
+    if order:
+        steps = ", ".join(f"{i} {approach}" for i, approach in enumerate(order, start=1))
+        lines.append(f"`{BY_APPROACH}` holds every approach's test RMSE in one chart: step {steps}.")
     if missing:
         lines.append(f"Not finished, left out: {', '.join(missing)}.")
     return "\n\n".join(lines)

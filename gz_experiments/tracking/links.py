@@ -22,7 +22,9 @@ VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 MACHINE_LEARNING = "workflowType=machine_learning"
 SCORES = ("test_rmse", "test_rmse_tta", "best_val_rmse")
 SORTED_BY = "test_rmse"
-DEFAULT_COLUMNS = ("attributes.`Dataset`", "attributes.`Models`")
+# No attribute column (Dataset, Source, Models are wide): the scores must be on screen beside the run
+# names, not scrolled off to the right (checked in Chromium at 1600 px with the Assistant panel open).
+DEFAULT_COLUMNS = ()
 MAX_PARAM_COLUMNS = 8
 TRAINED = "epochs"   # a param every training run logs
 # Params that differ between almost any two runs without telling them apart as experiments.

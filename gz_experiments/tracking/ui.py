@@ -8,7 +8,7 @@ import sys
 
 import mlflow
 
-from gz_experiments.tracking import experiment, links, runs
+from gz_experiments.tracking import experiment, links, processes, runs
 
 
 def command(host: str, port: int) -> list[str]:
@@ -27,7 +27,12 @@ def serve(host: str = "127.0.0.1", port: int = 5000) -> None:
         links.refresh_view(experiment_id)
         print(f"  compare the runs: {links.comparison_link(experiment_id, base)}")
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(command(host, port), env=env)
+    signals = processes.raise_on_stop_signals()   # SIGTERM as Ctrl-C: the server goes with us
     try:
-        subprocess.run(command(host, port), env=env, check=False)
-    except KeyboardInterrupt:
-        pass
+        server.wait()
+    except BaseException:   # Ctrl-C, SIGTERM, SIGHUP
+        server.terminate()
+        server.wait(timeout=30)
+    finally:
+        processes.restore_signals(signals)
