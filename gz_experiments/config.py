@@ -190,7 +190,7 @@ def _check(name: str, value) -> None:
         raise ConfigError(f"parameter 'learning_rate' must be positive, got {value}")
     if name == "tree_warmup_epochs" and value < 0:
         raise ConfigError(f"parameter 'tree_warmup_epochs' must be 0 (tree from the start) or more, got {value}")
-    if name == "views" and value not in (1, 2, 4, 8):   # models.views.VIEWS (that module loads Keras)
+    if name == "views" and value not in (1, 2, 4, 8):   # models.layers.VIEWS (that module loads Keras)
         raise ConfigError(f"parameter 'views' must be 1, 2, 4 or 8 (dihedral orientations per image), got {value}")
     if name in ("filters", "dense") and (not value or min(value) < 1):
         raise ConfigError(f"parameter {name!r} needs positive integers, e.g. 32,64,128; got {value!r}")

@@ -30,7 +30,7 @@ def minimum_input_size(cfg: GalaxyCnnConfig) -> int:
 def body(x, cfg: GalaxyCnnConfig):
     if cfg.views == 1:
         return _shared_body(x, cfg)
-    from gz_experiments.models.views import DihedralViews, ViewFeatures
+    from gz_experiments.models.layers import DihedralViews, ViewFeatures
     return ViewFeatures(cfg.views, name="view_features")(_shared_body(DihedralViews(cfg.views, name="views")(x), cfg))
 
 

@@ -1,5 +1,6 @@
-"""The project's own Keras layers: batch normalisation as one fused op, and the decision-tree output
-layer of Dieleman, Willett & Dambre (2015), section 4.2. Registered for loading saved models.
+"""The project's own Keras layers: batch normalisation as one fused op, the decision-tree output
+layer of Dieleman, Willett & Dambre (2015), section 4.2, and their rotation-invariant views
+(section 4.1). Registered for loading saved models.
 
 Each question's answers are ReLU'd, divided by their sum, then scaled by the fraction that
 reached the question — its parent answer's value in the model's own normalised output — so the
@@ -146,3 +147,55 @@ class TreeWarmup(keras.callbacks.Callback):
 def training_callbacks(model: keras.Model) -> list[keras.callbacks.Callback]:
     """Callbacks a model's own layers need during `fit` (none for most models)."""
     return [TreeWarmup()] if any(isinstance(l, WarmupDecisionTreeOutput) for l in model.layers) else []
+
+# ---- Dieleman et al.'s rotation-invariant views (2015, section 4.1) ------------------------------
+# Each image is shown to the same convolutions in several orientations — the dihedral group's 90°
+# rotations, then their mirror images — and the features of all views are concatenated for the
+# dense head. The views ride in the batch axis, so the shared convolutions run once on a batch
+# `views` times larger: `views`× the body's compute, the body's own parameters.
+
+# Which dihedral views each count takes: the image and its mirror; the 4 rotations; all 8.
+VIEWS = {1: (0,), 2: (0, 4), 4: (0, 1, 2, 3), 8: tuple(range(8))}
+
+
+def _view(images, k: int):
+    """View k of the dihedral group: k % 4 quarter turns, mirrored for k >= 4 (NHWC)."""
+    turned = ops.rot90(images, k=k % 4, axes=(1, 2)) if k % 4 else images
+    return ops.flip(turned, axis=2) if k >= 4 else turned
+
+
+@keras.saving.register_keras_serializable(package="gz_experiments")
+class DihedralViews(keras.layers.Layer):
+    """(batch, h, w, c) → (views·batch, h, w, c): view-major, so `ViewFeatures` can regroup."""
+
+    def __init__(self, views: int, **kwargs):
+        super().__init__(**kwargs)
+        self.views = views
+
+    def call(self, images):
+        return ops.concatenate([_view(images, k) for k in VIEWS[self.views]], axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (None, *input_shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "views": self.views}
+
+
+@keras.saving.register_keras_serializable(package="gz_experiments")
+class ViewFeatures(keras.layers.Layer):
+    """(views·batch, f) → (batch, views·f): each image's views side by side, in view order."""
+
+    def __init__(self, views: int, **kwargs):
+        super().__init__(**kwargs)
+        self.views = views
+
+    def call(self, features):
+        per_view = ops.reshape(features, (self.views, -1, features.shape[-1]))
+        return ops.reshape(ops.transpose(per_view, (1, 0, 2)), (-1, self.views * features.shape[-1]))
+
+    def compute_output_shape(self, input_shape):
+        return (None, self.views * input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "views": self.views}

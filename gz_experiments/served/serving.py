@@ -103,7 +103,6 @@ def _load_pyfunc(data_path: str) -> Predictor:
     import keras
 
     import gz_experiments.models.layers  # noqa: F401  registers the decision-tree layer for loading
-    import gz_experiments.models.views  # noqa: F401  and the views layers
     data = Path(data_path)
     preprocessing = json.loads((data / PREPROCESSING).read_text())
     model = keras.saving.load_model(str(data / "model.keras"), compile=False)
