@@ -2,8 +2,8 @@
 
 Every command takes its parameters as `key=value` or `--key value` (what `mlflow run -P` appends
 for parameters an entry point does not declare), read by one parser. A user error (`GzError`) is
-one line `error: …` and exit status 2, also recorded on the run `mlflow run` made; any other
-exception is a bug and keeps its traceback.
+one line `error: …` and exit status 2, also recorded on the run `mlflow run` made; Ctrl-C is one
+line and exit status 130; any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -232,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         _record_in_project_run(error)
         return 2
+    except KeyboardInterrupt:   # the run was ended KILLED already, with the reason; no traceback
+        print(f"interrupted (Ctrl-C): {name} stopped", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -312,6 +312,20 @@ def test_sigterm_to_training_ends_its_run_killed_with_a_note(synthetic_dir, tmp_
 
 
 @pytest.mark.slow
+def test_ctrl_c_is_one_line_and_ends_the_run_killed(synthetic_dir, tmp_path):
+    process, log = start_training(synthetic_dir, tmp_path, "sigint", epochs=500)
+    wait_for(lambda: trained_an_epoch(process.pid), 300, "an epoch to end", process, log, interval=0.05)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130, log.read_text()[-3000:]
+    output = log.read_text()
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]   # main: ~40 lines
+    assert output.rstrip().splitlines()[-1] == "interrupted (Ctrl-C): train stopped"
+    run = run_of(process.pid)
+    assert run.info.status == "KILLED" and "SIGINT" in run.data.tags["killed_by"]
+    assert_nothing_running()
+
+
+@pytest.mark.slow
 def test_the_next_command_closes_the_runs_of_a_sweep_worker_killed_mid_trial(synthetic_dir, tmp_path):
     from test_sweep import start_worker, sweep_args, wait_for as wait_for_worker
     args = sweep_args(synthetic_dir, f"sqlite:///{tmp_path / 'optuna.db'}", "killed", 2, pruner="none", epochs=500)
