@@ -73,7 +73,8 @@ def cmd_train(tokens: list[str]) -> None:
         return
     from gz_experiments.seeds import split_seeds
     overrides, seeds = split_seeds(_given(tokens))
-    config = with_data_folder(_ready(override(experiments.load(approach).CONFIG, overrides)))
+    config = override(experiments.load(approach).CONFIG, overrides)
+    config = with_data_folder(_ready(config, config.tracking.experiment))
     if seeds:
         from gz_experiments.seeds import train_each_seed
         train_each_seed(config, seeds, show=_print_metrics)
@@ -88,7 +89,7 @@ def cmd_baseline(tokens: list[str]) -> None:
     from gz_experiments.baseline import baseline
     from gz_experiments.config import override
     config = override(experiments.load("cnn_cropped").CONFIG, _given(tokens))
-    _print_metrics(baseline(with_data_folder(_ready(config))))
+    _print_metrics(baseline(with_data_folder(_ready(config, config.tracking.experiment))))
 
 
 def cmd_evaluate(tokens: list[str]) -> None:
@@ -111,7 +112,8 @@ def cmd_predict(tokens: list[str]) -> None:
 def cmd_sweep(tokens: list[str]) -> None:
     """sweep approach=… n_trials=… [study_name=… storage=… pruner=…] [key=value fixed for every trial]."""
     from gz_experiments.sweep import parse_options, safe_url, sweep
-    options, fixed = _ready(parse_options(_given(tokens)))
+    options, fixed = parse_options(_given(tokens))
+    _ready(options, fixed.get("experiment"))
     summary = sweep(options, _sweep_fixed(options.approach, {"epochs": SWEEP_EPOCHS, **fixed}))
     for key in sorted(summary):
         value = summary[key]
@@ -130,7 +132,8 @@ def cmd_report(tokens: list[str]) -> None:
 def cmd_ensemble(tokens: list[str]) -> None:
     """ensemble models=URI,… | experiment=… approach=… top_k=3 [data_dir=…] [register=…]: one averaged model."""
     from gz_experiments.ensemble.options import parse_options
-    options = _ready(parse_options(_given(tokens)))
+    options = parse_options(_given(tokens))
+    _ready(options, options.experiment)
     from gz_experiments.ensemble.build import ensemble   # after validation: TensorFlow loads here
     _print_metrics(ensemble(options))
 
@@ -157,10 +160,11 @@ def _given(tokens: list[str]) -> dict[str, str]:
     return given
 
 
-def _ready(validated):
-    """Once the parameters are valid and before any heavy work: can results be written?"""
+def _ready(validated, experiment: str | None = None):
+    """Once the parameters are valid and before any heavy work: can results be written (into
+    `experiment`, the command's `experiment` parameter, where it has one)?"""
     from gz_experiments.preflight import check_writable_places
-    check_writable_places()
+    check_writable_places(experiment)
     return validated
 
 

@@ -10,24 +10,16 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import command_env, tiny_overrides
+from conftest import command_env, tiny_overrides, tmpfs
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 3 MB tmpfs at tmp_path/small, unmounted afterwards."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode})")
-    try:
+    """A 3 MB tmpfs at tmp_path/small."""
+    with tmpfs(tmp_path / "small", "3m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def gz(tmp_path: Path, cache: Path, *args: str) -> subprocess.CompletedProcess:
