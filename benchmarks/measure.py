@@ -18,7 +18,7 @@ import tensorflow as tf
 from gz_experiments.config import TrainConfig
 from gz_experiments.data.pipeline import make_dataset, to_model_input
 from gz_experiments.data.source import ImageStore
-from gz_experiments.predictor import Predictor
+from gz_experiments.served.predictor import Predictor
 from gz_experiments.hardware import precision_policy
 from gz_experiments.train import compile_model
 

@@ -71,12 +71,12 @@ def cmd_train(tokens: list[str]) -> None:
     if "--help-params" in tokens:
         _print_params(experiments.load(approach).CONFIG)
         return
-    from gz_experiments.seeds import split_seeds
+    from gz_experiments.commands.seeds import split_seeds
     overrides, seeds = split_seeds(_given(tokens))
     config = override(experiments.load(approach).CONFIG, overrides)
     config = with_data_folder(_ready(config, config.tracking.experiment))
     if seeds:
-        from gz_experiments.seeds import train_each_seed
+        from gz_experiments.commands.seeds import train_each_seed
         train_each_seed(config, seeds, show=_print_metrics)
         return
     from gz_experiments.train import train   # after validation: a bad parameter fails before TensorFlow loads
@@ -86,7 +86,7 @@ def cmd_train(tokens: list[str]) -> None:
 def cmd_baseline(tokens: list[str]) -> None:
     """baseline [key=value …]: the mean-prediction floor on the split training uses."""
     import experiments
-    from gz_experiments.baseline import baseline
+    from gz_experiments.commands.baseline import baseline
     from gz_experiments.config import override
     config = override(experiments.load("cnn_cropped").CONFIG, _given(tokens))
     _print_metrics(baseline(with_data_folder(_ready(config, config.tracking.experiment))))
@@ -95,7 +95,7 @@ def cmd_baseline(tokens: list[str]) -> None:
 def cmd_evaluate(tokens: list[str]) -> None:
     """evaluate model_uri=… data_dir=… [tta=true] [skip_bad_images=false]: score a logged model."""
     options = _ready(_options("evaluate", _given(tokens), EVALUATE))
-    from gz_experiments.evaluate import evaluate
+    from gz_experiments.commands.evaluate import evaluate
     _print_metrics(evaluate(**options))
 
 
@@ -105,7 +105,7 @@ def cmd_predict(tokens: list[str]) -> None:
     if options["batch_size"] < 1:
         raise ConfigError(f"parameter 'batch_size' must be at least 1, got {options['batch_size']}")
     _ready(options)
-    from gz_experiments.predict import predict
+    from gz_experiments.commands.predict import predict
     predict(**options)
 
 
@@ -155,7 +155,7 @@ COMMANDS = {"train": cmd_train, "baseline": cmd_baseline, "evaluate": cmd_evalua
 def _given(tokens: list[str]) -> dict[str, str]:
     """The command line's parameters; under `mlflow run` these are the ones MLflow logged already."""
     given = parse_overrides(tokens)
-    from gz_experiments import tracking
+    from gz_experiments.tracking import runs as tracking
     tracking.launcher_logged(os.environ.get("MLFLOW_RUN_ID"), {key for key, _ in _pairs(tokens)})
     return given
 
@@ -163,7 +163,7 @@ def _given(tokens: list[str]) -> dict[str, str]:
 def _ready(validated, experiment: str | None = None):
     """Once the parameters are valid and before any heavy work: can results be written (into
     `experiment`, the command's `experiment` parameter, where it has one)?"""
-    from gz_experiments.preflight import check_writable_places
+    from gz_experiments.tracking.preflight import check_writable_places
     check_writable_places(experiment)
     return validated
 
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         if {"-h", "--help"} & set(tokens):
             print(COMMANDS[name].__doc__)
             return 0
-        from gz_experiments.tracking import begin_command
+        from gz_experiments.tracking.runs import begin_command
         begin_command()   # follow an `mlflow run` launcher; close runs whose process died
         COMMANDS[name](tokens)
     except GzError as error:

@@ -9,15 +9,17 @@ import keras
 import mlflow
 import numpy as np
 
-from gz_experiments import (datasets, experiment, figures, metric_groups, models, registry, run_notes,
-                            serving, system_metrics, tracking)
+from gz_experiments import figures, models
+from gz_experiments.tracking import datasets, experiment, metric_groups, registry, run_notes, system_metrics
+from gz_experiments.tracking import runs as tracking
+from gz_experiments.served import serving
 from gz_experiments.config import TrainConfig, flat_params
 from gz_experiments.data.dataset import PreparedData, prepare
 from gz_experiments.data.pipeline import make_dataset
 from gz_experiments.errors import GzError
 from gz_experiments.hardware import distribution_strategy, precision_policy
-from gz_experiments.layers import training_callbacks
-from gz_experiments.predictor import Predictor
+from gz_experiments.models.layers import training_callbacks
+from gz_experiments.served.predictor import Predictor
 from gz_experiments.progress import keras_verbose
 from gz_experiments.scoring import evaluate_split
 

@@ -167,7 +167,7 @@ def run_id_of(done: subprocess.CompletedProcess) -> str:
 def search_runs(query: str, client=None) -> list:
     """Runs matching `query` in every experiment (runs go to galaxy-zoo, mlflow run's to Default)."""
     from mlflow import MlflowClient
-    from gz_experiments import tracking
+    from gz_experiments.tracking import runs as tracking
     tracking.ready_store()   # a command starting beside this poll may be creating the same database
     client = client or MlflowClient()
     return client.search_runs([e.experiment_id for e in client.search_experiments()], query)

@@ -8,7 +8,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from gz_experiments import cli, tracking
+from gz_experiments import cli
+from gz_experiments.tracking import runs as tracking
 from gz_experiments.errors import ConfigError, GzError
 
 LABELS = "training_solutions_rev1.csv"

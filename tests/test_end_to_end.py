@@ -23,13 +23,13 @@ import pytest
 import experiments
 from conftest import PROJECT_ROOT, command_env, mlflow_run, run_id_of, tiny_overrides
 from gz_experiments import tree
-from gz_experiments.baseline import baseline
+from gz_experiments.commands.baseline import baseline
 from gz_experiments.config import override
 from gz_experiments.data.cache import load_or_build
 from gz_experiments.data.dataset import prepare
 from gz_experiments.data.source import open_source
 from gz_experiments.scoring import score
-from gz_experiments.serving import load_predictor
+from gz_experiments.served.serving import load_predictor
 from gz_experiments.synthetic import generate
 from gz_experiments.train import train
 

@@ -32,7 +32,7 @@ def _member(image_size: int, crop, output: str = "sigmoid", seed: int = 0):
     import keras
     from gz_experiments.config import override
     from gz_experiments.models import build_model
-    from gz_experiments.predictor import Predictor
+    from gz_experiments.served.predictor import Predictor
     config = override(experiments.load("cnn_cropped").CONFIG, image_size=image_size, filters="4,8",
                       crop=crop if crop else "none", output=output)
     keras.utils.set_random_seed(seed)
@@ -46,7 +46,7 @@ def members():
 
 
 def test_average_is_the_mean_of_members_each_with_its_own_preprocessing(members):
-    from gz_experiments.ensemble.averaging import AveragingPredictor
+    from gz_experiments.served.averaging import AveragingPredictor
     ensemble = AveragingPredictor(members)
     assert ensemble.inputs == ((32, None), (40, 250))
     jpegs = _jpegs()
@@ -57,7 +57,7 @@ def test_average_is_the_mean_of_members_each_with_its_own_preprocessing(members)
 
 
 def test_tree_valid_members_give_tree_valid_averages():
-    from gz_experiments.ensemble.averaging import AveragingPredictor
+    from gz_experiments.served.averaging import AveragingPredictor
     members = [_member(32, None, "tree", seed=3), _member(40, 250, "tree", seed=4), _member(32, 200, "tree", seed=5)]
     averaged = AveragingPredictor(members).predict_jpegs(_jpegs(4, seed=1), tta=True)
     assert averaged.shape == (4, tree.N_OUTPUTS)
@@ -66,8 +66,8 @@ def test_tree_valid_members_give_tree_valid_averages():
 
 
 def _saved_members(members, tmp_path):
-    from gz_experiments import serving
-    from gz_experiments.ensemble.model import MemberModel
+    from gz_experiments.served import serving
+    from gz_experiments.served.ensemble import MemberModel
     saved = []
     for i, member in enumerate(members):
         serving.save(member, tmp_path / f"member{i}")
@@ -79,8 +79,8 @@ def test_the_saved_ensemble_loads_and_serves_like_a_single_model(members, tmp_pa
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
-    from gz_experiments import serving
-    from gz_experiments.ensemble import model as ensemble_model
+    from gz_experiments.served import serving
+    from gz_experiments.served import ensemble as ensemble_model
     path = tmp_path / "ensemble"
     ensemble_model.save_model(path, Model(), _saved_members(members, tmp_path))
     assert Model.load(str(path / "MLmodel")).signature == serving.SIGNATURE
@@ -141,7 +141,7 @@ def _fake_training_run(name, *, data_path="/data/a", fingerprint="f1", test_ids=
 
 def test_members_share_a_test_split_or_the_error_says_which_differ():
     from gz_experiments.ensemble.members import EnsembleError, Member
-    from gz_experiments.ensemble.model import MemberModel
+    from gz_experiments.served.ensemble import MemberModel
     from gz_experiments.ensemble.scored_images import members_test_split
 
     def member(run):

@@ -125,7 +125,7 @@ def test_members_on_different_data_are_one_error_line(in_world):
 
 def test_members_on_different_data_score_on_a_given_folder(in_world, synthetic_dir):
     """Different crops and input sizes too: evaluate prepares each member's own input."""
-    from gz_experiments.evaluate import evaluate
+    from gz_experiments.commands.evaluate import evaluate
     models = f"{_model_uri(in_world['members'][0])},{_model_uri(in_world['other'])}"
     metrics, run = _build(models=models, data_dir=str(synthetic_dir), n_train="96", n_val="32", n_test="32",
                           split_seed="42", tta="false")

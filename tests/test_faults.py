@@ -20,7 +20,8 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import PROJECT_ROOT, search_runs, tiny_overrides, wait_for
-from gz_experiments import experiment, processes, tracking
+from gz_experiments.tracking import experiment, processes
+from gz_experiments.tracking import runs as tracking
 from gz_experiments.cli import main
 from gz_experiments.data import cache
 from gz_experiments.data.cache import cache_root, load_or_build
@@ -146,7 +147,7 @@ def test_no_tracking_store_is_created_just_to_look_for_orphans(tmp_path, monkeyp
 
 RACER = """
 import sys, time
-from gz_experiments import experiment
+from gz_experiments.tracking import experiment
 while time.time() < float(sys.argv[1]):   # all start together, as sweep workers launched at once do
     time.sleep(0.001)
 experiment.use("race")
@@ -231,7 +232,7 @@ if stage == "cache":      # slow decoding, so the kill lands mid-build
     real = cache.preprocess
     cache.preprocess = lambda *a: (time.sleep(0.05), real(*a))[1]
 if stage == "model":      # the model is saved; marker, then stall before it is logged
-    import gz_experiments.serving as serving
+    import gz_experiments.served.serving as serving
     real_save = serving.save
     def save(*a):
         real_save(*a)

@@ -11,7 +11,7 @@ import experiments
 from conftest import tiny_overrides
 from gz_experiments import tree
 from gz_experiments.config import ConfigError, ModelConfig, override
-from gz_experiments.layers import DecisionTreeOutput, TreeWarmup, WarmupDecisionTreeOutput
+from gz_experiments.models.layers import DecisionTreeOutput, TreeWarmup, WarmupDecisionTreeOutput
 from gz_experiments.models import build_model
 from gz_experiments.models.galaxy_cnn import GalaxyCnnConfig, minimum_input_size
 

@@ -11,9 +11,9 @@ from mlflow import MlflowClient
 
 import experiments
 from conftest import tiny_overrides
-from gz_experiments import experiment, metric_groups, registry, run_notes
+from gz_experiments.tracking import experiment, metric_groups, registry, run_notes
 from gz_experiments.config import ConfigError, override
-from gz_experiments.registry import Standing, champion_decision
+from gz_experiments.tracking.registry import Standing, champion_decision
 
 KIND = experiment.KIND_TAG
 
@@ -185,8 +185,8 @@ def test_register_adds_versions_and_champion_follows_the_better_one(two_runs):
 
 @pytest.mark.slow
 def test_evaluate_and_predict_take_registry_uris(synthetic_dir, tmp_path):
-    from gz_experiments.evaluate import evaluate
-    from gz_experiments.predict import predict
+    from gz_experiments.commands.evaluate import evaluate
+    from gz_experiments.commands.predict import predict
     _, metrics = _train(synthetic_dir, register="gz", tta="false")
     for uri in ("models:/gz@champion", "models:/gz/1"):
         scored = evaluate(uri, str(synthetic_dir), tta=False, progress=False)
@@ -200,7 +200,7 @@ def test_evaluate_and_predict_take_registry_uris(synthetic_dir, tmp_path):
 
 @pytest.mark.slow
 def test_baseline_logs_its_split_and_no_lone_curve_point(synthetic_dir):
-    from gz_experiments.baseline import baseline
+    from gz_experiments.commands.baseline import baseline
     config = override(experiments.load("cnn_cropped").CONFIG, tiny_overrides(synthetic_dir))
     metrics = baseline(config)
     run = mlflow.get_run(mlflow.last_active_run().info.run_id)

@@ -11,7 +11,7 @@ import tensorflow as tf
 import experiments
 from gz_experiments import models, tree
 from gz_experiments.config import ConfigError, ModelConfig, override
-from gz_experiments.layers import DecisionTreeOutput
+from gz_experiments.models.layers import DecisionTreeOutput
 from gz_experiments.models import build_model
 from gz_experiments.models.cnn import CnnConfig
 from gz_experiments.models.resnet import BACKBONE, ResNetConfig, WeightsError

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 
 from conftest import PROJECT_ROOT
-from gz_experiments import serving, tree
+from gz_experiments import tree
+from gz_experiments.served import serving
 from gz_experiments.config import ConfigError
 from gz_experiments.data.source import DataError
 from gz_experiments.cli import cmd_predict
-from gz_experiments.predict import predict
+from gz_experiments.commands.predict import predict
 
 TEST_FOLDER = "images_test_rev1"
 
@@ -27,7 +28,7 @@ def model_dir(tmp_path_factory):
     import experiments
     from gz_experiments.config import override
     from gz_experiments.models import build_model
-    from gz_experiments.predictor import Predictor
+    from gz_experiments.served.predictor import Predictor
     config = override(experiments.load("cnn_cropped").CONFIG, image_size=48)
     model = build_model(config.model, config.data.image_size)
     path = tmp_path_factory.mktemp("model") / "model"

@@ -9,7 +9,7 @@ import pytest
 
 import experiments
 from gz_experiments import tree
-from gz_experiments.baseline import baseline
+from gz_experiments.commands.baseline import baseline
 from gz_experiments.config import override
 from gz_experiments.data.source import open_source
 

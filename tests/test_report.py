@@ -19,7 +19,7 @@ from gz_experiments.data.split import split_ids
 from gz_experiments.report.options import BASELINE, DEFAULT_APPROACHES, parse_options
 from gz_experiments.report.plan import plan
 from gz_experiments.report.runs import CONFIG_HASH_TAG, DATA_TAG, RunResult, find_finished, settings
-from gz_experiments.seeds import parse_seeds, split_seeds
+from gz_experiments.commands.seeds import parse_seeds, split_seeds
 
 
 # ---- options and plan -----------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def _answer_frame(answer: dict) -> pd.DataFrame:
 
 
 def test_served_model_answers_a_posted_jpeg_like_the_in_process_predictor(served_model, synthetic_dir):
-    from gz_experiments.serving import load_predictor
+    from gz_experiments.served.serving import load_predictor
     url, model_uri = served_model
     jpeg = _a_jpeg(synthetic_dir)
     request = {"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(jpeg).decode()]]}}

@@ -24,7 +24,7 @@ def _config(data_dir, **more):
 @pytest.mark.slow
 def test_mixed_bfloat16_trains_and_the_saved_model_predicts_float32(synthetic_dir):
     from gz_experiments.data.images import preprocess
-    from gz_experiments.serving import load_predictor
+    from gz_experiments.served.serving import load_predictor
     from gz_experiments.train import train
     metrics = train(_config(synthetic_dir, precision="mixed_bfloat16"), progress=False)
     assert np.isfinite(metrics["test_rmse"]) and np.isfinite(metrics["best_val_rmse"])
@@ -136,7 +136,7 @@ XLA_BY_APPROACH = {"cnn_full": False, "cnn_cropped": False, "cnn_slim_head": Fal
 
 @pytest.mark.slow
 def test_xla_trains_the_tree_output_under_mixed_bfloat16_and_the_saved_model_loads(synthetic_dir):
-    from gz_experiments.serving import load_predictor
+    from gz_experiments.served.serving import load_predictor
     from gz_experiments.train import train
     config = _config(synthetic_dir, jit_compile="true", output="tree", precision="mixed_bfloat16")
     metrics = train(config, progress=False)

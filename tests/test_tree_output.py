@@ -20,7 +20,7 @@ PREDICTION_TOLERANCE = 1e-5
 def _train_and_load(approach: str, data_dir, **more):
     import experiments
     from gz_experiments.config import override
-    from gz_experiments.serving import load_predictor
+    from gz_experiments.served.serving import load_predictor
     from gz_experiments.train import train
     config = override(experiments.load(approach).CONFIG, tiny_overrides(data_dir, output="tree", **more))
     metrics = train(config, progress=False)
@@ -58,7 +58,7 @@ def test_sigmoid_output_does_not_obey_the_tree(synthetic_dir):
     import experiments
     from gz_experiments.config import override
     from gz_experiments.models import build_model
-    from gz_experiments.predictor import Predictor
+    from gz_experiments.served.predictor import Predictor
     config = override(experiments.load("cnn_cropped").CONFIG, image_size=48)
     predictor = Predictor(build_model(config.model, 48), 48, config.data.crop)
     assert tree.constraint_violation(predictor.predict_images(_test_images(synthetic_dir, predictor))).max() > 0.1

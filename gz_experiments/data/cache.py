@@ -29,7 +29,7 @@ from gz_experiments.data.images import ImageError, preprocess
 from gz_experiments.errors import NoSpaceError
 from gz_experiments.progress import Progress
 from gz_experiments.data.source import DataError, ImageStore, _examples
-from gz_experiments.processes import HOST, is_gone
+from gz_experiments.tracking.processes import HOST, is_gone
 
 CACHE_VERSION = 1   # bump when `preprocess` changes what it produces
 CHUNK = 32          # images per thread-pool task

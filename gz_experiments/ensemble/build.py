@@ -5,11 +5,13 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 
-from gz_experiments import experiment, inputs, metric_groups, registry, tracking
+from gz_experiments.tracking import experiment, metric_groups, registry
+from gz_experiments.tracking import runs as tracking
+from gz_experiments.served import inputs
 from gz_experiments.data.source import open_source
 from gz_experiments.ensemble import members as chosen
-from gz_experiments.ensemble import model as ensemble_model
-from gz_experiments.ensemble.averaging import AveragingPredictor
+from gz_experiments.served import ensemble as ensemble_model
+from gz_experiments.served.averaging import AveragingPredictor
 from gz_experiments.ensemble.options import EnsembleOptions
 from gz_experiments.ensemble.scored_images import TestImages, folder_test_split, members_test_split
 from gz_experiments.scoring import score

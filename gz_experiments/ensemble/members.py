@@ -11,8 +11,8 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
-from gz_experiments import serving
-from gz_experiments.ensemble.model import MemberModel
+from gz_experiments.served import serving
+from gz_experiments.served.ensemble import MemberModel
 from gz_experiments.errors import GzError
 
 SELECTION_METRIC = "best_val_rmse"
@@ -54,9 +54,10 @@ def _download(uri: str, run_id: str | None) -> MemberModel:
     except (MlflowException, OSError) as error:
         raise EnsembleError(f"model {uri!r} cannot be loaded ({error}); give runs:/<run_id>/model, "
                             f"models:/<name>@<alias> or models:/<name>/<version>") from None
-    if conf.get("loader_module") not in serving.PREDICTOR_LOADERS:
+    loader = serving.loader_of(conf.get("loader_module"))
+    if loader is None:
         raise EnsembleError(f"model {uri!r} was not logged by gz-experiments; give models this project trained")
-    return MemberModel(uri, run_id, folder, conf["loader_module"], conf["data"])
+    return MemberModel(uri, run_id, folder, loader, conf["data"])
 
 
 def _run_of(uri: str) -> Run | None:

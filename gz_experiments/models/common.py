@@ -8,7 +8,7 @@ import keras
 from keras import layers
 
 from gz_experiments import tree
-from gz_experiments.layers import DecisionTreeOutput, WarmupDecisionTreeOutput
+from gz_experiments.models.layers import DecisionTreeOutput, WarmupDecisionTreeOutput
 from gz_experiments.models.architecture import Architecture
 
 if typing.TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gz_experiments.config import ConfigError
-from gz_experiments.seeds import parse_seeds
+from gz_experiments.commands.seeds import parse_seeds
 
 BASELINE = "baseline"
 DEFAULT_APPROACHES = (BASELINE, "cnn_full", "cnn_cropped", "cnn_slim_head", "resnet")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlflow
 
-from gz_experiments import tracking
+from gz_experiments.tracking import runs as tracking
 from gz_experiments.report import figures, table
 from gz_experiments.report.runs import RUN_TAG, ReportError, results_of
 

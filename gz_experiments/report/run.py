@@ -17,7 +17,8 @@ def report(options: ReportOptions, fixed: dict[str, str]) -> dict:
     """Train (or reuse) every approach, then log the table and figures on the parent run."""
     import mlflow
 
-    from gz_experiments import experiment, tracking
+    from gz_experiments.tracking import experiment
+    from gz_experiments.tracking import runs as tracking
     from gz_experiments.report import publish
     if options.from_run:
         return publish.rebuild(options.from_run)
@@ -56,13 +57,13 @@ def report(options: ReportOptions, fixed: dict[str, str]) -> dict:
 def run_job(job: Job, fingerprint: str) -> tuple[str, Exception | None]:
     """Train one job in a nested run tagged with what identifies its result; an error ends that run
     FAILED (with error.txt) and the report goes on with the next approach."""
-    from gz_experiments import tracking
+    from gz_experiments.tracking import runs as tracking
     tags = {CONFIG_HASH_TAG: job.config_hash, DATA_TAG: fingerprint, LABEL_TAG: job.label}
     print(f"report: {job.label}: training")
     try:
         with tracking.run(run_name=job.label, tags=tags, nested=True) as run:   # in the parent's experiment
             if job.approach == BASELINE:
-                from gz_experiments.baseline import baseline
+                from gz_experiments.commands.baseline import baseline
                 baseline(job.config)
             else:
                 from gz_experiments.train import train

@@ -9,7 +9,8 @@ import warnings
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from gz_experiments import metric_groups, registry, tracking
+from gz_experiments.tracking import metric_groups, registry
+from gz_experiments.tracking import runs as tracking
 from gz_experiments.config import flat_params, override
 from gz_experiments.sweep.options import SweepOptions
 from gz_experiments.sweep.study import safe_url
@@ -66,7 +67,7 @@ def test_metrics(study, best, config) -> dict[str, float]:
     """The best trial's model on the test split — the same split (data_dir, n_*, seed) its
     validation used. Recorded in the study, so later workers and resumes reuse the number."""
     from gz_experiments.data.dataset import prepare
-    from gz_experiments.serving import load_predictor
+    from gz_experiments.served.serving import load_predictor
     from gz_experiments.scoring import evaluate_split
     recorded = study.user_attrs.get(TEST_RECORD)
     if recorded and recorded["trial"] == best.number:

@@ -19,7 +19,8 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
     import experiments
     import mlflow
 
-    from gz_experiments import experiment, tracking
+    from gz_experiments.tracking import experiment
+    from gz_experiments.tracking import runs as tracking
     from gz_experiments.search import validate_space, without_fixed
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # a bar per model copy
     module = experiments.load(options.approach)

@@ -56,7 +56,7 @@ def make_objective(config, space: dict, study_name: str):
         import mlflow
         import optuna
 
-        from gz_experiments import tracking
+        from gz_experiments.tracking import runs as tracking
         from gz_experiments.train import train
         parent = mlflow.active_run().info.run_id
         with tracking.run(run_name=f"trial-{trial.number}", nested=True) as run:

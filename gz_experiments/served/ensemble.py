@@ -18,8 +18,8 @@ import mlflow
 from mlflow.models import Model
 from mlflow.models.model import ModelInfo
 
-from gz_experiments import serving
-from gz_experiments.ensemble.averaging import AveragingPredictor
+from gz_experiments.served import serving
+from gz_experiments.served.averaging import AveragingPredictor
 
 MANIFEST = "ensemble.json"
 ENVIRONMENT_FILES = ("requirements.txt", "python_env.yaml", "conda.yaml")
@@ -44,8 +44,7 @@ def save_model(path, mlflow_model: Model, members: list[MemberModel], **_) -> No
         manifest.append({"uri": member.uri, "run_id": member.run_id, "loader_module": member.loader_module,
                          "data": f"members/{i}"})
     (path / "data" / MANIFEST).write_text(json.dumps({"members": manifest}, indent=1) + "\n")
-    package = Path(serving.__file__).parent
-    shutil.copytree(package, path / "code" / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(serving.PACKAGE, path / "code" / serving.PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__"))
     # The members were trained by this project's pinned environment: the ensemble runs in the same.
     environment = {}
     for name in ENVIRONMENT_FILES:
@@ -81,6 +80,7 @@ def _load_pyfunc(data_path: str) -> AveragingPredictor:
 
 
 def _load_member(loader_module: str, data_path: Path):
-    if loader_module not in serving.PREDICTOR_LOADERS:   # never import whatever a file names
+    loader = serving.loader_of(loader_module)
+    if loader is None:   # never import whatever a file names
         raise ValueError(f"member loader {loader_module!r} in {data_path} is not this project's")
-    return importlib.import_module(loader_module)._load_pyfunc(str(data_path))
+    return importlib.import_module(loader)._load_pyfunc(str(data_path))

@@ -20,11 +20,15 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from gz_experiments import tree
 from gz_experiments.errors import ConfigError
-from gz_experiments.predictor import Predictor
+from gz_experiments.served.predictor import Predictor
 
 PREPROCESSING = "preprocessing.json"
 # Loader modules whose `_load_pyfunc` gives a predictor: one network, or an ensemble averaging several.
-PREDICTOR_LOADERS = (__name__, "gz_experiments.ensemble.model")
+PREDICTOR_LOADERS = (__name__, "gz_experiments.served.ensemble")
+# The same loaders under the names models logged before `served/` existed record in their MLmodel.
+LEGACY_LOADERS = {"gz_experiments.serving": __name__, "gz_experiments.ensemble.model": "gz_experiments.served.ensemble"}
+# The whole package travels with each model (its `code/`): the loader imports beyond `served/`.
+PACKAGE = Path(__file__).parents[1]
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "image")]),
     outputs=Schema([ColSpec("double", c) for c in tree.CLASS_COLUMNS]),
@@ -60,8 +64,7 @@ def save(predictor: Predictor, path: Path, mlflow_model: Model | None = None,
         quiet.setLevel(level)
     data = path / "data"
     (data / PREPROCESSING).write_text(json.dumps({"image_size": predictor.image_size, "crop": predictor.crop}))
-    package = Path(__file__).parent
-    shutil.copytree(package, path / "code" / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PACKAGE, path / "code" / PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__"))
     conf = mlflow_model.flavors["python_function"]
     conf.update(loader_module=__name__, data="data", code="code")
     mlflow_model.signature = SIGNATURE
@@ -89,7 +92,7 @@ def _load_pyfunc(data_path: str) -> Predictor:
     """MLflow's hook for `mlflow.pyfunc.load_model` and `mlflow models serve`."""
     import keras
 
-    import gz_experiments.layers  # noqa: F401  registers the decision-tree layer for loading
+    import gz_experiments.models.layers  # noqa: F401  registers the decision-tree layer for loading
     data = Path(data_path)
     preprocessing = json.loads((data / PREPROCESSING).read_text())
     model = keras.saving.load_model(str(data / "model.keras"), compile=False)
@@ -106,9 +109,16 @@ def load_predictor(model_uri: str):
     try:
         local = Path(mlflow.artifacts.download_artifacts(model_uri))
         conf = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
-        if conf.get("loader_module") not in PREDICTOR_LOADERS:
+        loader = loader_of(conf.get("loader_module"))
+        if loader is None:
             raise MlflowException(f"{model_uri} was not logged by gz-experiments (no {__name__} loader)")
     except (MlflowException, OSError) as error:   # unknown run, missing path, not our model
         raise ConfigError(f"model_uri {model_uri!r} cannot be loaded ({error}); "
                           f"give runs:/<run_id>/model of a training run") from None
-    return importlib.import_module(conf["loader_module"])._load_pyfunc(str(local / conf["data"]))
+    return importlib.import_module(loader)._load_pyfunc(str(local / conf["data"]))
+
+
+def loader_of(loader_module: str | None) -> str | None:
+    """This project's loader module for the name an MLmodel records, or None if it is not ours."""
+    loader_module = LEGACY_LOADERS.get(loader_module, loader_module)
+    return loader_module if loader_module in PREDICTOR_LOADERS else None

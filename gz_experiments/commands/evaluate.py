@@ -4,9 +4,11 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 
-from gz_experiments import datasets, experiment, inputs, metric_groups, tracking
+from gz_experiments.tracking import datasets, experiment, metric_groups
+from gz_experiments.tracking import runs as tracking
+from gz_experiments.served import inputs
 from gz_experiments.data.source import open_source
-from gz_experiments.serving import load_predictor
+from gz_experiments.served.serving import load_predictor
 from gz_experiments.scoring import evaluate_split
 
 

@@ -10,7 +10,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from gz_experiments import datasets
+from gz_experiments.tracking import datasets
 
 CHAMPION = "champion"
 TEST_RMSE_TAG, TEST_DATA_TAG = "test_rmse", "test_data_digest"

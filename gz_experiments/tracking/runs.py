@@ -38,7 +38,7 @@ def run(run_name: str | None = None, tags: dict | None = None, *, nested: bool =
     run `mlflow run` created (MLFLOW_RUN_ID); else a new one. Someone else's active run is never
     written into: the run becomes its child, in the parent's experiment unless `experiment_id` says. Every run is tagged with this process's host, pid and
     start time, so `close_orphaned_runs` can close it if the process dies without a word."""
-    from gz_experiments import processes
+    from gz_experiments.tracking import processes
     active = mlflow.active_run()
     adopted = active is not None and not nested and parent_run_id is None and _opened[-1:] == [active.info.run_id]
     if adopted:
@@ -69,17 +69,17 @@ def run(run_name: str | None = None, tags: dict | None = None, *, nested: bool =
 
 
 def _end_status(error: BaseException) -> str:
-    from gz_experiments.processes import Killed
+    from gz_experiments.tracking.processes import Killed
     return "KILLED" if isinstance(error, (KeyboardInterrupt, Killed)) else "FAILED"
 
 
 def process_tags() -> dict[str, str]:
-    from gz_experiments.processes import identity
+    from gz_experiments.tracking.processes import identity
     return {PROCESS_TAGS[key]: value for key, value in identity().items()}
 
 
 def record_failure(error: BaseException) -> None:
-    from gz_experiments.processes import Killed
+    from gz_experiments.tracking.processes import Killed
     with contextlib.suppress(Exception):
         mlflow.set_tag("error", f"{type(error).__name__}: {error}"[:5000])
         if isinstance(error, (KeyboardInterrupt, Killed)):
@@ -103,7 +103,7 @@ def launcher_logged(run_id: str | None, keys) -> None:
 def begin_command() -> None:
     """What every command of the project does first: stop with its `mlflow run` launcher, tag the
     launcher's run with this process, and close the runs of processes that died (kill -9, power loss)."""
-    from gz_experiments import processes
+    from gz_experiments.tracking import processes
     processes.follow_launcher()
     run_id = os.environ.get("MLFLOW_RUN_ID")
     if run_id:   # if we die before `run` adopts it, the next command can still tell it is orphaned
@@ -118,7 +118,7 @@ def close_orphaned_runs() -> list[str]:
     """End FAILED, with the reason, every RUNNING run whose process (on this host) is certainly gone.
     Runs of other hosts, of live processes, or without process tags are left alone. One query;
     never raises (the command's own use of the store reports a broken one)."""
-    from gz_experiments import processes
+    from gz_experiments.tracking import processes
     if not _store_exists():
         return []
     closed = []

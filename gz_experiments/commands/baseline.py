@@ -4,7 +4,8 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 
-from gz_experiments import datasets, experiment, metric_groups, run_notes, tracking
+from gz_experiments.tracking import datasets, experiment, metric_groups, run_notes
+from gz_experiments.tracking import runs as tracking
 from gz_experiments.config import TrainConfig
 from gz_experiments.data.dataset import select, split_frame
 from gz_experiments.scoring import score

@@ -34,7 +34,8 @@ def train_each_seed(config, seeds: tuple[int, ...], show=print) -> None:
 
     import mlflow
 
-    from gz_experiments import experiment, tracking
+    from gz_experiments.tracking import experiment
+    from gz_experiments.tracking import runs as tracking
     from gz_experiments.config import override
     from gz_experiments.train import train
     with tracking.run(run_name=f"{config.approach}-seeds", tags={"approach": f"seeds:{config.approach}"},

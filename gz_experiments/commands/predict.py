@@ -17,12 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gz_experiments import inputs, tracking, tree
+from gz_experiments import tree
+from gz_experiments.served import inputs
+from gz_experiments.tracking import runs as tracking
 from gz_experiments.data.images import ImageError
 from gz_experiments.progress import Progress
 from gz_experiments.data.source import _IMAGE_NAME, TEST_IMAGES, DataError, ImageStore, _examples
 from gz_experiments.errors import ConfigError
-from gz_experiments.serving import load_predictor
+from gz_experiments.served.serving import load_predictor
 
 @dataclass
 class Predictions:
@@ -157,7 +159,7 @@ def predict(model_uri: str, images: str, out: str = "submission.csv", *, tta: bo
     The output path, the images and the model are checked before the run starts: a wrong one
     leaves no FAILED run behind."""
     import mlflow
-    from gz_experiments import experiment
+    from gz_experiments.tracking import experiment
     out_path = writable_output(out)   # before any image: a bad path must not cost a whole prediction
     store = open_images(images)   # before the model: a wrong path fails in a second
     predictor = load_predictor(model_uri)

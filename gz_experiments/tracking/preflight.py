@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from gz_experiments.errors import GzError
-from gz_experiments.tracking import ready_store, sqlite_path
+from gz_experiments.tracking.runs import ready_store, sqlite_path
 
 
 class PlaceError(GzError):

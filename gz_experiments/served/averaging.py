@@ -19,7 +19,7 @@ import pandas as pd
 
 from gz_experiments import tree
 from gz_experiments.data.images import ImageError
-from gz_experiments.inputs import Spec, decode, pack, stack
+from gz_experiments.served.inputs import Spec, decode, pack, stack
 
 
 class AveragingPredictor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlflow
 
-from gz_experiments import datasets
+from gz_experiments.tracking import datasets
 from gz_experiments.config import TrainConfig, flat_params
 
 NOTE_TAG, NAME_TAG, PARENT_TAG = "mlflow.note.content", "mlflow.runName", "mlflow.parentRunId"

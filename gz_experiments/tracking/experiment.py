@@ -13,7 +13,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from gz_experiments import tracking
+from gz_experiments.tracking import runs as tracking
 from gz_experiments.config import ConfigError
 
 DEFAULT = "galaxy-zoo"

@@ -31,7 +31,7 @@ class Predictor:
 
     @property
     def inputs(self) -> tuple[tuple[int, int | None], ...]:
-        """The one preprocessing it needs (an ensemble may need several; see `gz_experiments.inputs`)."""
+        """The one preprocessing it needs (an ensemble may need several; see `gz_experiments.served.inputs`)."""
         return ((self.image_size, self.crop),)
 
     def predict_images(self, images_uint8: np.ndarray, tta: bool = False) -> np.ndarray:
