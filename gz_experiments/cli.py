@@ -239,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:   # the run was ended KILLED already, with the reason; no traceback
         print(f"interrupted (Ctrl-C): {name} stopped", file=sys.stderr)
         return 130
+    finally:   # models and files fetched from MLflow: nothing is left in $TMPDIR
+        if "gz_experiments.served.downloads" in sys.modules:
+            sys.modules["gz_experiments.served.downloads"].remove_all()
     return 0
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
-from gz_experiments.served import serving
+from gz_experiments.served import downloads, serving
 from gz_experiments.served.ensemble import MemberModel
 from gz_experiments.errors import GzError
 
@@ -49,7 +48,7 @@ def resolve(uris: list[str]) -> list[Member]:
 
 def _download(uri: str, run_id: str | None) -> MemberModel:
     try:
-        folder = Path(mlflow.artifacts.download_artifacts(uri))
+        folder = downloads.download(uri)   # kept until the ensemble is logged; removed when the command ends
         conf = Model.load(str(folder / "MLmodel")).flavors.get("python_function", {})
     except (MlflowException, OSError) as error:
         raise EnsembleError(f"model {uri!r} cannot be loaded ({error}); give runs:/<run_id>/model, "
@@ -104,7 +103,7 @@ def best_runs(experiment: str, approach: str, top_k: int, fingerprint: str | Non
 def _has_model(run: Run) -> bool:
     """Sweep trials train without logging a model: they can't be members."""
     try:
-        mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/model/MLmodel")
+        downloads.download(f"runs:/{run.info.run_id}/model/MLmodel")
     except (MlflowException, OSError):
         return False
     return True

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -15,6 +14,7 @@ from gz_experiments.data.source import open_source
 from gz_experiments.data.split import split_ids
 from gz_experiments.ensemble.members import EnsembleError, Member
 from gz_experiments.ensemble.options import SplitChoice
+from gz_experiments.served import downloads
 
 
 @dataclass
@@ -51,7 +51,7 @@ def members_test_split(members: list[Member]) -> TestImages:
 
 def _test_ids(member: Member) -> np.ndarray:
     try:
-        path = mlflow.artifacts.download_artifacts(run_id=member.run.info.run_id, artifact_path="split.csv")
+        path = downloads.download(run_id=member.run.info.run_id, artifact_path="split.csv")
         frame = pd.read_csv(path)
     except (MlflowException, OSError, pd.errors.ParserError) as error:
         raise EnsembleError(f"the split of {member.name} cannot be read ({error}); "
