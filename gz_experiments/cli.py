@@ -7,6 +7,7 @@ line and exit status 130; any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -235,6 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     except GzError as error:
         print(f"error: {error}", file=sys.stderr)
         _record_in_project_run(error)
+        return 2
+    except OSError as error:   # a disk filled (the run was ended FAILED already): an error like any other
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = error.filename2 or error.filename or "a folder this command writes"   # a copy's destination
+        print(f"error: no space left on the device of {where} "
+              f"({error.strerror}); free some space there, or point the store (MLFLOW_TRACKING_URI, the "
+              f"experiment's artifact location) or GZ_CACHE_DIR at a disk with room", file=sys.stderr)
         return 2
     except KeyboardInterrupt:   # the run was ended KILLED already, with the reason; no traceback
         print(f"interrupted (Ctrl-C): {name} stopped", file=sys.stderr)

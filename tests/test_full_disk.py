@@ -50,3 +50,18 @@ def test_a_full_cache_disk_is_one_line_and_a_failed_run(synthetic_dir, tmp_path,
     assert [p.name for p in small_disk.iterdir() if p.suffix != ".lock"] == []   # no partial array left
     [run] = runs_of(tmp_path)
     assert run.info.status == "FAILED" and "no space left" in run.data.tags["error"]
+
+
+def test_a_full_artifact_store_is_one_line_a_failed_run_and_a_failed_model(synthetic_dir, tmp_path, small_disk):
+    # cnn_cropped's model.keras is ~5 MB: the metrics and figures fit on the 3 MB disk, the model does not.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    client.create_experiment("full-disk", artifact_location=str(small_disk / "artifacts"))
+    params = tiny_overrides(synthetic_dir)
+    done = gz(tmp_path, tmp_path / "cache", "train", "cnn_cropped", *(f"{k}={v}" for k, v in params.items()))
+    line = one_error_line(done)
+    assert "no space left" in line and str(small_disk) in line, line
+    [run] = runs_of(tmp_path)
+    assert run.info.status == "FAILED"
+    models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert models and {m.status.name for m in models} == {"FAILED"}   # main: PENDING for ever
