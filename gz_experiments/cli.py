@@ -2,11 +2,12 @@
 
 Every command takes its parameters as `key=value` or `--key value` (what `mlflow run -P` appends
 for parameters an entry point does not declare), read by one parser. A user error (`GzError`) is
-one line `error: …` and exit status 2, also recorded on the run `mlflow run` made; any other
-exception is a bug and keeps its traceback.
+one line `error: …` and exit status 2, also recorded on the run `mlflow run` made; Ctrl-C is one
+line and exit status 130; any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -75,7 +76,8 @@ def cmd_train(tokens: list[str]) -> None:
     from gz_experiments.commands.seeds import split_seeds
     overrides, seeds = split_seeds(_given(tokens))
     defaults = experiments.load(approach).CONFIG
-    config = _ready(override(defaults, overrides))
+    config = override(defaults, overrides)
+    config = _ready(config, config.tracking.experiment)
     from gz_experiments import models
     models.prepare_weights(config.model)   # before any data are generated: offline ResNet fails in seconds
     config = with_data_folder(config)
@@ -95,7 +97,7 @@ def cmd_baseline(tokens: list[str]) -> None:
     from gz_experiments.commands.baseline import baseline
     from gz_experiments.config import override
     config = override(experiments.load("cnn_cropped").CONFIG, _given(tokens))
-    _print_metrics(baseline(with_data_folder(_ready(config))))
+    _print_metrics(baseline(with_data_folder(_ready(config, config.tracking.experiment))))
     _print_links()
 
 
@@ -120,7 +122,8 @@ def cmd_predict(tokens: list[str]) -> None:
 def cmd_sweep(tokens: list[str]) -> None:
     """sweep approach=… n_trials=… [study_name=… storage=… pruner=…] [key=value fixed for every trial]."""
     from gz_experiments.sweep import parse_options, safe_url, sweep
-    options, fixed = _ready(parse_options(_given(tokens)))
+    options, fixed = parse_options(_given(tokens))
+    _ready(options, fixed.get("experiment"))
     summary = sweep(options, _sweep_fixed(options.approach, {"epochs": SWEEP_EPOCHS, **fixed}))
     for key in sorted(summary):
         value = summary[key]
@@ -141,7 +144,8 @@ def cmd_report(tokens: list[str]) -> None:
 def cmd_ensemble(tokens: list[str]) -> None:
     """ensemble models=URI,… | experiment=… approach=… top_k=3 [data_dir=…] [register=…]: one averaged model."""
     from gz_experiments.ensemble.options import parse_options
-    options = _ready(parse_options(_given(tokens)))
+    options = parse_options(_given(tokens))
+    _ready(options, options.experiment)
     from gz_experiments.ensemble.build import ensemble   # after validation: TensorFlow loads here
     _print_metrics(ensemble(options))
     _print_links()
@@ -173,10 +177,11 @@ def _given(tokens: list[str]) -> dict[str, str]:
     return parse_overrides(tokens)
 
 
-def _ready(validated):
-    """Once the parameters are valid and before any heavy work: can results be written?"""
+def _ready(validated, experiment: str | None = None):
+    """Once the parameters are valid and before any heavy work: can results be written (into
+    `experiment`, the command's `experiment` parameter, where it has one)?"""
     from gz_experiments.tracking.preflight import check_writable_places
-    check_writable_places()
+    check_writable_places(experiment)
     return validated
 
 
@@ -256,4 +261,18 @@ def main(argv: list[str] | None = None) -> int:
         from gz_experiments.tracking.runs import record_command_error
         record_command_error(error)
         return 2
+    except OSError as error:   # a disk filled (the run was ended FAILED already): an error like any other
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = error.filename2 or error.filename or "a folder this command writes"   # a copy's destination
+        print(f"error: no space left on the device of {where} "
+              f"({error.strerror}); free some space there, or point the store (MLFLOW_TRACKING_URI, the "
+              f"experiment's artifact location) or GZ_CACHE_DIR at a disk with room", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:   # the run was ended KILLED already, with the reason; no traceback
+        print(f"interrupted (Ctrl-C): {name} stopped", file=sys.stderr)
+        return 130
+    finally:   # models and files fetched from MLflow: nothing is left in $TMPDIR
+        if "gz_experiments.tracking.downloads" in sys.modules:
+            sys.modules["gz_experiments.tracking.downloads"].remove_all()
     return 0

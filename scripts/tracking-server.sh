@@ -69,6 +69,16 @@ pg_bin() {
 as_owner() { (cd / && if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi); }
 managed_db() { [ -f "$PGDATA/PG_VERSION" ]; }
 server_pid() { [ -f "$DIR/server.pid" ] && kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null && cat "$DIR/server.pid"; }
+port_free() { "$PYTHON" - "$1" "$2" <<'PY'
+import socket, sys
+with socket.socket() as sock:   # as uvicorn binds it: a port in TIME_WAIT counts as free
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((sys.argv[1], int(sys.argv[2])))
+    except OSError:
+        sys.exit(1)
+PY
+}
 answers() { "$PYTHON" - "$1" <<'PY'
 import sys, urllib.request
 try:
@@ -96,6 +106,7 @@ start_postgres() {
   # No TCP at all: the socket's number only names the socket file, so any free one will do.
   port="$(cat "$PGPORT_FILE" 2>/dev/null || echo 5432)"; echo "$port" >"$PGPORT_FILE"
   if ! as_owner "$(pg_bin pg_ctl)" -D "$PGDATA" status >/dev/null 2>&1; then
+    STARTED_PG=1
     as_owner "$(pg_bin pg_ctl)" -D "$PGDATA" -l "$PGHOME/postgres.log" -w -t 60 start \
       -o "-c listen_addresses='' -p $port -k $SOCKET_DIR -c unix_socket_permissions=0700" >/dev/null ||
       die "PostgreSQL didn't start: see $DIR/postgres.log"
@@ -107,9 +118,24 @@ start_postgres() {
   BACKEND="postgresql+psycopg://mlflow@/mlflow?host=$SOCKET_DIR&port=$port"
 }
 
+# A start that fails leaves nothing running: the PostgreSQL it started and the server are stopped.
+undo_failed_start() {
+  local status=$?
+  [ "$status" -ne 0 ] || return 0
+  if [ -n "$STARTED_SERVER" ] && pid="$(server_pid)"; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
+  [ -z "$STARTED_SERVER" ] || rm -f "$DIR/server.pid"
+  if [ -n "$STARTED_PG" ]; then
+    as_owner "$(pg_bin pg_ctl)" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 && echo "PostgreSQL stopped again" >&2
+  fi
+  return "$status"
+}
+
 start() {
   if pid="$(server_pid)"; then die "already running (pid $pid): $0 status --dir $DIR"; fi
   if answers "http://$HOST:$PORT"; then die "something already answers on $HOST:$PORT: choose another --port"; fi
+  port_free "$HOST" "$PORT" || die "port $PORT on $HOST is taken by another program: choose another --port"
+  STARTED_PG=""; STARTED_SERVER=""
+  trap undo_failed_start EXIT
   [ -n "$BACKEND" ] || start_postgres
   # psycopg2 isn't installed: SQLAlchemy's plain postgresql:// would look for it.
   BACKEND="$(sed -E 's#^postgres(ql)?://#postgresql+psycopg://#' <<<"$BACKEND")"
@@ -121,19 +147,21 @@ start() {
   MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}" \
     setsid nohup "$MLFLOW" server --host "$HOST" --port "$PORT" --workers "$WORKERS" \
       --serve-artifacts --artifacts-destination "$ARTIFACTS" "${EXTRA[@]}" >>"$DIR/server.log" 2>&1 </dev/null &
-  echo $! >"$DIR/server.pid"
+  echo $! >"$DIR/server.pid"; STARTED_SERVER=1
   local deadline=$((SECONDS + TIMEOUT))
   until answers "http://$HOST:$PORT"; do
     if ! server_pid >/dev/null; then
       tail -n 30 "$DIR/server.log" >&2; die "mlflow server exited: see $DIR/server.log"
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
+      STARTED_PG=""; STARTED_SERVER=""   # still starting: left running, as the message says
       tail -n 30 "$DIR/server.log" >&2; die "no answer on http://$HOST:$PORT after ${TIMEOUT}s; it goes on trying (log: $DIR/server.log): $0 stop --dir $DIR"
     fi
     sleep 1
   done
   echo "MLflow tracking server on http://$HOST:$PORT  (backend $(safe_url "$BACKEND"), artifacts $ARTIFACTS)"
   echo "log to it with:  export MLFLOW_TRACKING_URI=http://$HOST:$PORT"
+  trap - EXIT
 }
 
 stop() {

@@ -3,6 +3,7 @@ throwaway PostgreSQL server (sweeps, the tracking server), and the real Galaxy Z
 GZ_REAL_DATA_DIR points at it (skipped cleanly otherwise)."""
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -170,3 +171,34 @@ def search_runs(query: str, client=None) -> list:
     tracking.ready_store()   # a command starting beside this poll may be creating the same database
     client = client or MlflowClient()
     return client.search_runs([e.experiment_id for e in client.search_experiments()], query)
+
+
+# ---- small disks ---------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, size: str = "3m"):
+    """A tmpfs of `size` mounted at `folder` (made), unmounted afterwards; the test is skipped where
+    mounting is not allowed (CI runs the tests as root)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@contextlib.contextmanager
+def read_only_view(folder: Path, view: Path):
+    """`folder` seen read-only at `view` (a read-only bind mount: root ignores file modes), or skip."""
+    view.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "--bind", str(folder), str(view)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount here ({done.stderr.strip() or done.returncode})")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(view)], check=True, capture_output=True)
+        yield view
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=False)

@@ -79,11 +79,21 @@ def test_every_user_error_class_is_a_gz_error():
     assert all(issubclass(c, GzError) for c in (DataError, ImageError, WeightsError, SearchSpaceError, SweepError))
 
 
-def test_evaluate_of_a_model_that_does_not_exist_is_one_error_line(capsys, synthetic_dir):
+def test_evaluate_of_a_model_that_does_not_exist_is_one_error_line_and_no_run(capsys, synthetic_dir):
     line = error_line(capsys, ["evaluate", "model_uri=runs:/0123456789abcdef/model", f"data_dir={synthetic_dir}"])
     assert "model_uri 'runs:/0123456789abcdef/model' cannot be loaded" in line
-    run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
-    assert run.info.status == "FAILED" and "cannot be loaded" in run.data.tags["error"]
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []   # validated first
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["predict", "model_uri=models:/nosuch/1", "images={data}"], "model_uri"),
+    (["predict", "model_uri=models:/nosuch/1", "images=/no/such/folder"], "images"),
+    (["evaluate", "model_uri=models:/nosuch/1", "data_dir=/no/such/folder"], "data_dir"),
+])
+def test_a_bad_option_of_evaluate_or_predict_leaves_no_failed_run(capsys, synthetic_dir, argv, named):
+    line = error_line(capsys, [token.format(data=synthetic_dir) for token in argv])
+    assert named in line, line
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
 
 
 # ---- places that must be writable ---------------------------------------------------------------

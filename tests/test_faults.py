@@ -294,6 +294,10 @@ def test_kill_9_at_each_stage_leaves_nothing_running_or_half_written(synthetic_d
     after = MlflowClient().get_run(killed.info.run_id)
     assert after.info.status == "FAILED" and f"process {process.pid} on" in after.data.tags["error"]
     assert "model" not in {a.path for a in MlflowClient().list_artifacts(killed.info.run_id)}
+    pending = [m for m in MlflowClient().search_logged_models(experiment_ids=[killed.info.experiment_id],
+                                                              filter_string=f"source_run_id = '{killed.info.run_id}'")
+               if m.status.name == "PENDING"]
+    assert pending == []   # main: the killed run's LoggedModel stayed PENDING for ever
     assert_nothing_running()
     assert temporaries() == []
     for array in cache_root().glob("*.npy"):   # every entry whole: its sidecar (written last) and all rows
@@ -309,6 +313,20 @@ def test_sigterm_to_training_ends_its_run_killed_with_a_note(synthetic_dir, tmp_
     run = run_of(process.pid)
     assert run.info.status == "KILLED"   # main: RUNNING forever
     assert "killed by SIGTERM" in run.data.tags["killed_by"] and "SIGTERM" in run.data.tags[tracking.NOTE]
+    assert_nothing_running()
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_and_ends_the_run_killed(synthetic_dir, tmp_path):
+    process, log = start_training(synthetic_dir, tmp_path, "sigint", epochs=500)
+    wait_for(lambda: trained_an_epoch(process.pid), 300, "an epoch to end", process, log, interval=0.05)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130, log.read_text()[-3000:]
+    output = log.read_text()
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]   # main: ~40 lines
+    assert output.rstrip().splitlines()[-1] == "interrupted (Ctrl-C): train stopped"
+    run = run_of(process.pid)
+    assert run.info.status == "KILLED" and "SIGINT" in run.data.tags["killed_by"]
     assert_nothing_running()
 
 

@@ -12,11 +12,12 @@ from gz_experiments.tracking.recorder import recording
 
 def evaluate(model_uri: str, data_dir: str, tta: bool = True, skip_bad_images: bool = False,
              progress: bool = True) -> dict[str, float]:
-    """Every labelled galaxy in `data_dir`, preprocessed as the model was trained."""
+    """Every labelled galaxy in `data_dir`, preprocessed as the model was trained. The folder and the
+    model are checked before the run starts: a wrong one leaves no FAILED run behind."""
+    source = open_source(data_dir)
+    predictor = load_predictor(model_uri)
     with recording("evaluate", {"approach": "evaluate"}) as rec:
         rec.params({"model_uri": model_uri, "data_dir": data_dir, "tta": tta})
-        predictor = load_predictor(model_uri)
-        source = open_source(data_dir)
         ids = np.sort(source.labels.index.to_numpy())
         good_ids, frames = inputs.load_cached(predictor, source.images, ids, skip_bad_images, progress)
         labels = source.labels.loc[good_ids].to_numpy(np.float32)

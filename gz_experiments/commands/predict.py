@@ -154,15 +154,17 @@ def writable_output(out: str | Path) -> Path:
 
 def predict(model_uri: str, images: str, out: str = "submission.csv", *, tta: bool = False,
             batch_size: int = 500, skip_bad_images: bool = False, progress: bool = True) -> pd.DataFrame:
-    """Predict every image into a submission CSV, logged as an artifact of a `predict` MLflow run."""
+    """Predict every image into a submission CSV, logged as an artifact of a `predict` MLflow run.
+    The output path, the images and the model are checked before the run starts: a wrong one
+    leaves no FAILED run behind."""
     from gz_experiments.tracking.recorder import recording
+    out_path = writable_output(out)   # before any image: a bad path must not cost a whole prediction
+    store = open_images(images)   # before the model: a wrong path fails in a second
+    predictor = load_predictor(model_uri)
+    predictor.batch_size = batch_size
     with recording("predict", {"approach": "predict"}) as rec:
         rec.params({"model_uri": model_uri, "images": str(images), "tta": tta,
                     "batch_size": batch_size, "skip_bad_images": skip_bad_images})
-        out_path = writable_output(out)   # before any image: a bad path must not cost a whole prediction
-        store = open_images(images)   # before the model: a wrong path fails in a second
-        predictor = load_predictor(model_uri)
-        predictor.batch_size = batch_size
         result = predict_store(predictor, store, tta=tta, batch_size=batch_size,
                                skip_bad_images=skip_bad_images, progress=progress)
         rec.results({"n_images": len(store.ids), "n_predicted": len(result.ids), "n_bad_images": len(result.bad)})

@@ -5,15 +5,18 @@ A file lock makes concurrent builders (parallel sweep workers) wait for one buil
 array only appears under its final name, complete, through an atomic rename after fsync; its
 sidecar `.json`, written the same way and last, marks it whole. What is opened is checked against
 the sidecar (size, shape): a damaged entry is rebuilt with a warning naming it. Temporary files
-are removed when a build fails, and those of dead builders by the next build.
+are removed when a build fails, and those of dead builders by the next build. The array's space is
+reserved before it is written through the map: a full disk is one `NoSpaceError`, not a SIGBUS.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import re
+import shutil
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from gz_experiments.data.images import ImageError, preprocess
+from gz_experiments.errors import NoSpaceError
 from gz_experiments.progress import Progress
 from gz_experiments.data.source import DataError, ImageStore, _examples
 from gz_experiments.tracking.processes import HOST, is_gone
@@ -131,16 +135,46 @@ def _build(store, ids, image_size, crop, array_path: Path, meta_path: Path, prog
     try:
         images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
                                            shape=(len(ids), image_size, image_size, 3))
+        _reserve(tmp, len(ids) * image_size * image_size * 3)
         bad = _decode_all(store, ids, image_size, crop, images, progress)
         images.flush()
         del images
         _fsync(tmp)
         os.replace(tmp, array_path)
+        meta = {"ids": len(ids), "bytes": array_path.stat().st_size, "bad": {str(k): v for k, v in bad.items()}}
+        _write_atomically(meta_path, json.dumps(meta))
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        array_path.unlink(missing_ok=True)   # no sidecar was written: the array must not stay either
+        raise _no_space(array_path.parent, len(ids) * image_size * image_size * 3) from None
     finally:
         tmp.unlink(missing_ok=True)
-    meta = {"ids": len(ids), "bytes": array_path.stat().st_size, "bad": {str(k): v for k, v in bad.items()}}
-    _write_atomically(meta_path, json.dumps(meta))
     return meta
+
+
+def _reserve(path: Path, data_bytes: int) -> None:
+    """Allocate the whole file now. Writing through a map onto a sparse file whose disk fills
+    kills the process with SIGBUS; here a full disk is an ordinary error before any decoding."""
+    size = path.stat().st_size
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            path.unlink(missing_ok=True)
+            raise _no_space(path.parent, size) from None
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):   # a file system without fallocate
+            raise
+    finally:
+        os.close(fd)
+
+
+def _no_space(folder: Path, needed: int) -> NoSpaceError:
+    free = shutil.disk_usage(folder).free if folder.is_dir() else 0
+    return NoSpaceError(f"no space left for the image cache in {folder}: it needs "
+                        f"{needed / 1e6:.1f} MB ({needed} bytes), {free / 1e6:.1f} MB are free; free some "
+                        f"space there or set GZ_CACHE_DIR to a folder with room")
 
 
 def _decode_all(store, ids, image_size, crop, images, progress: bool) -> dict[int, str]:

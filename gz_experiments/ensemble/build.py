@@ -10,6 +10,7 @@ from gz_experiments.ensemble import members as chosen
 from gz_experiments.served import ensemble as ensemble_model
 from gz_experiments.served.averaging import AveragingPredictor
 from gz_experiments.ensemble.options import EnsembleOptions
+from gz_experiments.served.serving import DamagedModelError
 from gz_experiments.ensemble.scored_images import TestImages, folder_test_split, members_test_split
 from gz_experiments.scoring import score
 from gz_experiments.tracking.recorder import Recorder, recording
@@ -22,11 +23,11 @@ def ensemble(options: EnsembleOptions, progress: bool = True) -> dict[str, float
     members = chosen.resolve(uris)
     images = folder_test_split(options.data_dir, options.split) if options.data_dir else \
         members_test_split(members)
+    predictor = AveragingPredictor([_load(member) for member in members])   # before the run, as the rest
     # beside the runs it was chosen from (`mlflow run`'s own run stays where MLflow put it)
     with recording(f"ensemble of {len(members)}", {"approach": "ensemble"},
                    experiment_name=options.experiment) as rec:
         _log_choice(rec, options, members, images)
-        predictor = ensemble_model.predictor_of([m.model for m in members])
         metrics = score_members(predictor, images, options, progress)
         model_id = rec.ensemble_model([m.model for m in members])
         rec.results(metrics)
@@ -34,6 +35,13 @@ def ensemble(options: EnsembleOptions, progress: bool = True) -> dict[str, float
         if options.register:
             rec.register(options.register, metrics["test_rmse"], model_id=model_id)
         return metrics
+
+
+def _load(member: chosen.Member):
+    try:
+        return ensemble_model.load_member(member.model)
+    except DamagedModelError as error:
+        raise chosen.EnsembleError(f"member {member.name}: {error}") from None
 
 
 def _description(options: EnsembleOptions, members: list[chosen.Member], metrics: dict) -> str:

@@ -68,14 +68,22 @@ def log(members: list[MemberModel], name: str = "model") -> ModelInfo:
 
 def predictor_of(members: list[MemberModel]) -> AveragingPredictor:
     """The averaging predictor straight from the members' downloaded folders."""
-    return AveragingPredictor([_load_member(m.loader_module, m.folder / m.data) for m in members])
+    return AveragingPredictor([load_member(m) for m in members])
+
+
+def load_member(member: MemberModel):
+    """One member's predictor; `serving.DamagedModelError` when its files are incomplete."""
+    return _load_member(member.loader_module, member.folder / member.data)
 
 
 def _load_pyfunc(data_path: str) -> AveragingPredictor:
     """MLflow's hook for `mlflow.pyfunc.load_model` and `mlflow models serve`; also what
     `serving.load_predictor` calls for an ensemble."""
     data = Path(data_path)
-    manifest = json.loads((data / MANIFEST).read_text())
+    try:
+        manifest = json.loads((data / MANIFEST).read_text())
+    except serving.DAMAGED as error:
+        raise serving.damaged(data.parent, error) from None
     return AveragingPredictor([_load_member(m["loader_module"], data / m["data"]) for m in manifest["members"]])
 
 

@@ -8,6 +8,8 @@ import json
 import logging
 import shutil
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 
 import mlflow
@@ -19,7 +21,7 @@ from mlflow.models.utils import _save_example
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from gz_experiments import tree
-from gz_experiments.errors import ConfigError
+from gz_experiments.errors import ConfigError, GzError
 from gz_experiments.served.predictor import Predictor
 
 PREPROCESSING = "preprocessing.json"
@@ -98,15 +100,34 @@ def log(predictor: Predictor, name: str = "model", input_example_jpeg: bytes | N
                      validate_serving_input=False)   # loading it back costs seconds; tests serve it instead
 
 
+class DamagedModelError(GzError):
+    """A logged model whose files are missing or damaged (its logging died: a full disk, kill -9)."""
+
+
+# What reading a missing, truncated or overwritten model file raises (zipfile's BadZipFile included).
+DAMAGED = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
 def _load_pyfunc(data_path: str) -> Predictor:
-    """MLflow's hook for `mlflow.pyfunc.load_model` and `mlflow models serve`."""
+    """MLflow's hook for `mlflow.pyfunc.load_model` and `mlflow models serve`. A model whose files
+    are incomplete is one `DamagedModelError` saying which file and why, not Keras' traceback."""
     import keras
 
     import gz_experiments.models.layers  # noqa: F401  registers the decision-tree layer for loading
     data = Path(data_path)
-    preprocessing = json.loads((data / PREPROCESSING).read_text())
-    model = keras.saving.load_model(str(data / "model.keras"), compile=False)
+    try:
+        preprocessing = json.loads((data / PREPROCESSING).read_text())
+        model = keras.saving.load_model(str(data / "model.keras"), compile=False)
+    except DAMAGED as error:
+        raise damaged(data.parent, error) from None
     return Predictor(model, preprocessing["image_size"], preprocessing["crop"])
+
+
+def damaged(folder: Path, error: BaseException) -> DamagedModelError:
+    why = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return DamagedModelError(f"the model in {folder} can't be loaded: its files are missing or damaged ({why}); "
+                             f"it was not logged completely (a full disk, or its process was killed): "
+                             f"train or log it again")
 
 
 def load_predictor(model_uri: str):
@@ -115,17 +136,22 @@ def load_predictor(model_uri: str):
 
     Loaded through this module's own hook: pyfunc's wrapper has no `get_raw_model` for a
     loader-module model, and would put the model's copy of the package on sys.path.
-    A URI that names no model of this project is a ConfigError (one line from the CLI)."""
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(model_uri))
-        conf = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
-        loader = loader_of(conf.get("loader_module"))
-        if loader is None:
-            raise MlflowException(f"{model_uri} was not logged by gz-experiments (no {__name__} loader)")
-    except (MlflowException, OSError) as error:   # unknown run, missing path, not our model
-        raise ConfigError(f"model_uri {model_uri!r} cannot be loaded ({error}); "
-                          f"give runs:/<run_id>/model of a training run") from None
-    return importlib.import_module(loader)._load_pyfunc(str(local / conf["data"]))
+    A URI that names no model of this project, or a model whose files are damaged, is a
+    ConfigError (one line from the CLI). The download is removed once the model is in memory."""
+    with tempfile.TemporaryDirectory(prefix="gz-model-") as folder:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder))
+            conf = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
+            loader = loader_of(conf.get("loader_module"))
+            if loader is None:
+                raise MlflowException(f"{model_uri} was not logged by gz-experiments (no {__name__} loader)")
+        except (MlflowException, OSError) as error:   # unknown run, missing path, not our model
+            raise ConfigError(f"model_uri {model_uri!r} cannot be loaded ({error}); "
+                              f"give runs:/<run_id>/model of a training run") from None
+        try:
+            return importlib.import_module(loader)._load_pyfunc(str(local / conf.get("data", "data")))
+        except DamagedModelError as error:
+            raise ConfigError(f"model_uri {model_uri!r}: {error}") from None
 
 
 def loader_of(loader_module: str | None) -> str | None:

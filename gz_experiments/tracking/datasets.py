@@ -15,6 +15,7 @@ import numpy as np
 from mlflow.data.sources import LocalArtifactDatasetSource
 
 from gz_experiments.data.source import Source
+from gz_experiments.tracking import races
 
 CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
 
@@ -33,9 +34,10 @@ def dataset(source: Source, ids, name: str):
 
 
 def _log(entity, context: str) -> None:
+    """Two runs logging the same dataset at once (sweep workers) race for its row: made again."""
     with warnings.catch_warnings():   # "integer columns can't hold missing values": GalaxyIDs never miss
         warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
-        mlflow.log_input(entity, context=context)
+        races.retrying(lambda: mlflow.log_input(entity, context=context))
 
 
 def label(data_dir: str | Path) -> str:

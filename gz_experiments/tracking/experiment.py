@@ -13,6 +13,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from gz_experiments.tracking import races
 from gz_experiments.tracking import runs as tracking
 from gz_experiments.config import ConfigError
 
@@ -86,9 +87,11 @@ def _chosen(client: MlflowClient, requested: str):
 def prepare(client: MlflowClient, experiment_id: str) -> None:
     """Mark the experiment as model training and give it a description, unless it has one."""
     tags = client.get_experiment(experiment_id).tags
+    # Commands starting together both find the tag absent and insert it: the second one, made again, updates.
     if tags.get(KIND_TAG) != MODEL_TRAINING:
-        client.set_experiment_tag(experiment_id, KIND_TAG, MODEL_TRAINING)
+        races.retrying(lambda: client.set_experiment_tag(experiment_id, KIND_TAG, MODEL_TRAINING))
     if not tags.get(NOTE_TAG):
         import experiments
         approaches = ", ".join(f"`{a}`" for a in experiments.APPROACHES)
-        client.set_experiment_tag(experiment_id, NOTE_TAG, DESCRIPTION.format(approaches=approaches))
+        races.retrying(lambda: client.set_experiment_tag(experiment_id, NOTE_TAG,
+                                                       DESCRIPTION.format(approaches=approaches)))

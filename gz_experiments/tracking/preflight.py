@@ -1,6 +1,8 @@
 """Before any heavy work: can this command write where its results go? The MLflow tracking
-database, the artifact location and the image cache (GZ_CACHE_DIR) are checked by writing a probe,
-so a read-only or misnamed place is one error naming it, not a traceback after training."""
+database, the artifact location of the experiment the run will log to and the image cache
+(GZ_CACHE_DIR) are checked by writing a probe (into the database too, in a transaction rolled
+back), so a read-only or misnamed place is one error naming it, not a traceback after training.
+A new sqlite database's tables are created under the project's lock before the store is read."""
 from __future__ import annotations
 
 import os
@@ -9,20 +11,21 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from gz_experiments.errors import GzError
-from gz_experiments.tracking.runs import sqlite_path
+from gz_experiments.tracking.runs import ready_store, sqlite_path
 
 
 class PlaceError(GzError):
     """A folder or database this command must write to cannot be written."""
 
 
-def check_writable_places() -> None:
+def check_writable_places(experiment: str | None = None) -> None:
+    """`experiment`: the command's `experiment` parameter (MLFLOW_EXPERIMENT_NAME/_ID win, as in runs)."""
     from gz_experiments.data.cache import cache_root
     _check_folder(cache_root(), "the image cache GZ_CACHE_DIR", "set GZ_CACHE_DIR to a writable folder")
-    check_tracking()
+    check_tracking(experiment)
 
 
-def check_tracking() -> None:
+def check_tracking(experiment: str | None = None) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
     uri = mlflow.get_tracking_uri()
@@ -33,7 +36,8 @@ def check_tracking() -> None:
     elif _local_path(uri) is not None:
         _check_folder(_local_path(uri), "the MLflow tracking folder", advice)
     try:
-        artifacts = _artifact_location()
+        ready_store()   # before any other access: two commands on a new database must not both create it
+        artifacts = _artifact_location(experiment)
     except MlflowException as error:
         raise PlaceError(f"the MLflow tracking store {uri} cannot be used ({str(error).splitlines()[0]}); "
                          f"{advice}") from None
@@ -43,8 +47,9 @@ def check_tracking() -> None:
                       "whose default artifact folder is ./mlruns) at a writable folder, or run from a writable one")
 
 
-def _artifact_location() -> str | None:
-    """Where this command's run will keep its artifacts: `mlflow run`'s run, else its experiment's."""
+def _artifact_location(requested: str | None = None) -> str | None:
+    """Where this command's run will keep its artifacts: `mlflow run`'s run, else its experiment's
+    (chosen as `experiment.use` chooses it: MLFLOW_EXPERIMENT_ID/_NAME, else `requested`)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
     client = MlflowClient()
@@ -53,8 +58,8 @@ def _artifact_location() -> str | None:
     experiment = None
     if os.environ.get("MLFLOW_EXPERIMENT_ID"):
         experiment = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"])
-    elif os.environ.get("MLFLOW_EXPERIMENT_NAME"):
-        experiment = client.get_experiment_by_name(os.environ["MLFLOW_EXPERIMENT_NAME"])
+    elif os.environ.get("MLFLOW_EXPERIMENT_NAME") or requested:
+        experiment = client.get_experiment_by_name(os.environ.get("MLFLOW_EXPERIMENT_NAME") or requested)
     if experiment is None:   # a new experiment's folder goes beside the default one's
         try:
             return client.get_experiment("0").artifact_location.rsplit("/", 1)[0]
@@ -74,10 +79,14 @@ def _check_sqlite(path: Path, advice: str) -> None:
     if not path.exists():   # MLflow creates it, but not its folder
         _check_folder(path.parent, f"the folder of the MLflow tracking database {path}", advice, create=False)
         return
-    try:
-        with sqlite3.connect(path, timeout=30) as connection:
-            connection.execute("BEGIN IMMEDIATE")   # takes the write lock: fails when read-only
-            connection.rollback()
+    try:   # BEGIN IMMEDIATE alone succeeds on a read-only file: only a real write tells
+        connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("CREATE TABLE gz_write_probe (x)")
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
     except sqlite3.Error as error:
         raise PlaceError(f"the MLflow tracking database {path} cannot be written ({error}); {advice}") from None
 

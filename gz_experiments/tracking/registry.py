@@ -1,7 +1,8 @@
 """The model registry: `register=<name>` makes a run's logged model a new version of <name>, and the
 alias `champion` follows the best version — moved only when the new one has a lower test RMSE on the
 same test data (equal testing-dataset digest, see `datasets`), so `models:/<name>@champion` is always
-the best model known for that data."""
+the best model known for that data, also when runs finish together (a file lock beside a sqlite
+store; compare-after-set through a server)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from gz_experiments.tracking import datasets
+from gz_experiments.tracking import datasets, races
 
 CHAMPION = "champion"
 TEST_RMSE_TAG, TEST_DATA_TAG = "test_rmse", "test_data_digest"
@@ -56,9 +57,11 @@ def register(name: str, run_id: str, test_rmse: float | None, model_id: str | No
             **({TEST_RMSE_TAG: f"{test_rmse:.6g}"} if test_rmse is not None else {})}
     version = mlflow.register_model(f"models:/{model_id}", name, tags=tags).version
     candidate = Standing(str(version), test_rmse, test_data)
-    moved, why = champion_decision(candidate, holder_of(client, name))
-    if moved:
-        client.set_registered_model_alias(name, CHAMPION, str(version))
+    with races.store_lock(f"champion-{name}"):   # runs finishing together on one disk: one at a time
+        moved, why = champion_decision(candidate, holder_of(client, name))
+        if moved:
+            client.set_registered_model_alias(name, CHAMPION, str(version))
+            settle_champion(client, name)
     client.set_model_version_tag(name, str(version), "champion_decision", why)
     describe(client, name, str(version), run_id, test_rmse, test_data, why)
     client.set_tag(run_id, "registered_model", f"{name}/{version}")
@@ -83,13 +86,31 @@ def describe(client: MlflowClient, name: str, version: str, run_id: str, test_rm
                                                             f"({run.data.tags.get('approach', '?')}): {score}. {why}.")
 
 
+def settle_champion(client: MlflowClient, name: str) -> None:
+    """Compare after set: through a server, two runs finishing together may both have decided
+    against the old holder, and the worse one set the alias last. Whoever set it looks again at
+    every version tested on the holder's data, and hands the alias to the best one."""
+    holder = holder_of(client, name)
+    if holder is None or holder.test_rmse is None:
+        return
+    versions = [standing(v) for v in client.search_model_versions(f"name = '{name}'", max_results=10000)]
+    comparable = [v for v in versions if v.test_data == holder.test_data and v.test_rmse is not None]
+    best = min(comparable, key=lambda v: (v.test_rmse, int(v.version)), default=holder)
+    if best.version != holder.version and best.test_rmse < holder.test_rmse:
+        client.set_registered_model_alias(name, CHAMPION, best.version)
+
+
+def standing(version) -> Standing:
+    rmse = version.tags.get(TEST_RMSE_TAG)
+    return Standing(str(version.version), float(rmse) if rmse else None, version.tags.get(TEST_DATA_TAG))
+
+
 def holder_of(client: MlflowClient, name: str) -> Standing | None:
     try:
         version = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:   # no alias yet
         return None
-    rmse = version.tags.get(TEST_RMSE_TAG)
-    return Standing(str(version.version), float(rmse) if rmse else None, version.tags.get(TEST_DATA_TAG))
+    return standing(version)
 
 
 def logged_model_id(client: MlflowClient, run_id: str, name: str = "model") -> str:

@@ -91,6 +91,19 @@ def record_failure(error: BaseException) -> None:
             why = error.reason if isinstance(error, Killed) else "interrupted (SIGINT, Ctrl-C)"
             mlflow.set_tags({"killed_by": why, NOTE: f"Stopped: {why} at {_now()}; the run did not finish."})
         mlflow.log_text("".join(traceback.format_exception(error)), "error.txt")
+    with contextlib.suppress(Exception):
+        active = mlflow.active_run()
+        fail_pending_models(mlflow.MlflowClient(), active.info.run_id, active.info.experiment_id)
+
+
+def fail_pending_models(client, run_id: str, experiment_id: str) -> None:
+    """A run's LoggedModels still PENDING (its logging died: a full disk, the process killed) are
+    marked FAILED: never left looking as if they were still being written."""
+    from mlflow.entities import LoggedModelStatus
+    for model in client.search_logged_models(experiment_ids=[experiment_id],
+                                             filter_string=f"source_run_id = '{run_id}'"):
+        if model.status == LoggedModelStatus.PENDING:
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
 
 
 def begin_command() -> None:
@@ -139,6 +152,8 @@ def _close(client, found, reason: str) -> None:
     client.set_tag(run_id, "error", f"orphaned: {reason}")
     client.set_tag(run_id, NOTE, (note + "\n\n" if note else "") + f"Closed as FAILED at {_now()}: {reason}.")
     client.set_terminated(run_id, "FAILED")
+    with contextlib.suppress(Exception):
+        fail_pending_models(client, run_id, found.info.experiment_id)
 
 
 def ready_store() -> None:

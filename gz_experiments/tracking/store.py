@@ -8,7 +8,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from gz_experiments.tracking import metric_groups
+from gz_experiments.tracking import downloads, metric_groups
 
 # What reading another run may fail with: a missing run, artifact or model, a store that went away.
 ReadError = (MlflowException, OSError)
@@ -53,10 +53,12 @@ def results(run) -> dict[str, float]:
 
 def download(uri: str | None = None, *, run_id: str | None = None, path: str | None = None,
              into: str | None = None) -> Path:
-    """An artifact (or a model's folder) on local disk."""
-    if uri is not None:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=into))
-    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=into))
+    """An artifact (or a model's folder) on local disk: in `into`, or in this process's download
+    folder, which is removed when the command ends (never a stray copy in $TMPDIR)."""
+    where = {"artifact_uri": uri} if uri is not None else {"run_id": run_id, "artifact_path": path}
+    if into is None:
+        return downloads.download(**where)
+    return Path(mlflow.artifacts.download_artifacts(dst_path=into, **where))
 
 
 def source_run_of_model(uri: str):
