@@ -171,7 +171,8 @@ def test_flat_params_round_trip_through_override_as_strings(config):
 
 def test_flat_params_uses_names_override_accepts():
     from gz_experiments.config import known_parameters
-    others = {"weights", "fine_tune_blocks", "global_pool"}   # parameters of the models BASE doesn't use
+    # parameters of the models BASE doesn't use
+    others = {"weights", "fine_tune_blocks", "global_pool", "convs_per_stage", "views"}
     assert set(flat_params(BASE)) == set(known_parameters()) - others
 
 
