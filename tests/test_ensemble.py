@@ -109,6 +109,7 @@ def test_the_saved_ensemble_loads_and_serves_like_a_single_model(members, tmp_pa
     ({"experiment": "e", "approach": "a", "top_k": "0"}, "top_k"),
     ({"models": "runs:/a/model,runs:/b/model", "tta": "maybe"}, "tta"),
     ({"models": "runs:/a/model,runs:/b/model", "modles": "x"}, "modles"),
+    ({"models": "runs:/a/model,runs:/b/model", "blend": "median"}, "'blend' must be one of fit, mean"),
 ])
 def test_bad_options_are_one_clear_error(given, message):
     from gz_experiments.ensemble.options import parse_options
@@ -123,6 +124,7 @@ def test_options_as_mlflow_run_passes_them():
                              "data_dir": "/d", "n_test": "50"})
     assert options.top_k == 2 and options.register is None and options.split.n_test == 50
     assert options.split.n_train == 8000 and options.split.split_seed == 42
+    assert options.blend == "fit" and parse_options({"models": "runs:/a/m,runs:/b/m", "blend": "MEAN"}).blend == "mean"
 
 
 def _fake_training_run(name, *, data_path="/data/a", fingerprint="f1", test_ids=(1, 2, 3), best_val=0.1,

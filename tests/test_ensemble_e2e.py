@@ -85,8 +85,14 @@ def test_ensemble_of_uris_is_scored_beside_its_members_and_loads_as_a_model(in_w
     own = [metrics[f"member_test_rmse/{i}"] for i in range(2)]
     # Recomputed on the members' own test split: what each training run measured.
     np.testing.assert_allclose(own, [r.data.metrics["test_rmse"] for r in members], atol=1e-5)
-    # RMSE is a norm: the mean's error is at most the members' mean error (triangle inequality).
-    assert metrics["test_rmse"] <= np.mean(own) + 1e-7
+    # Blend weights fitted on the members' validation split: convex, logged, and the validation RMSE
+    # they reach is at most the plain mean's (which the fit starts from).
+    weights = np.array([float(w) for w in run.data.params["blend_weights"].split(",")])
+    assert run.data.params["blend"] == "fit" and weights.min() >= 0 and abs(weights.sum() - 1) < 1e-3
+    assert metrics["val_rmse_blend"] <= metrics["val_rmse_equal_weights"] + 1e-7
+    # RMSE is a norm: a convex blend's error is at most the members' weighted error (triangle inequality).
+    assert metrics["test_rmse"] <= weights @ own + 1e-6
+    assert metrics["test_rmse_equal_weights"] <= np.mean(own) + 1e-7
     assert {"test_rmse_tta", "test_rmse_by_question", "member_test_rmse_tta/1"} <= set(run.data.metrics)
 
     jpeg = sorted((synthetic_dir / "images_test_rev1").glob("*.jpg"))[0].read_bytes()
@@ -94,7 +100,7 @@ def test_ensemble_of_uris_is_scored_beside_its_members_and_loads_as_a_model(in_w
     answer = mlflow.pyfunc.load_model(_model_uri(run)).predict(request)
     singles = [mlflow.pyfunc.load_model(_model_uri(r)).predict(request).to_numpy() for r in members]
     assert answer.shape == (1, 37)
-    np.testing.assert_allclose(answer.to_numpy(), np.mean(singles, axis=0), atol=1e-6)
+    np.testing.assert_allclose(answer.to_numpy(), np.tensordot(weights, singles, axes=1), atol=1e-3)
 
     env = {**command_env(in_world["uri"], in_world["root"] / "cache"), "PYTHONPATH": str(PROJECT_ROOT)}
     done = subprocess.run([sys.executable, "-m", "gz_experiments", "evaluate", f"model_uri={_model_uri(run)}",
@@ -106,7 +112,10 @@ def test_ensemble_of_uris_is_scored_beside_its_members_and_loads_as_a_model(in_w
 
 def test_ensemble_of_the_best_runs_of_an_approach(in_world):
     metrics, run = _build(experiment=EXPERIMENT, approach="cnn_cropped", top_k="2", tta="false",
-                          register="gz-ensemble")
+                          register="gz-ensemble", blend="mean")
+    assert run.data.params["blend"] == "mean" and run.data.params["blend_weights"] == "0.5000,0.5000"
+    assert metrics["test_rmse"] == pytest.approx(metrics["test_rmse_equal_weights"], abs=1e-6)
+    assert "val_rmse_blend" not in metrics
     assert set(run.data.params["member_run_ids"].split(",")) == {r.info.run_id for r in in_world["members"]}
     assert run.info.experiment_id == mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
     assert "test_rmse_tta" not in metrics and np.isfinite(metrics["test_rmse"])

@@ -7,6 +7,7 @@ import numpy as np
 from gz_experiments.served import inputs
 from gz_experiments.data.source import open_source
 from gz_experiments.ensemble import members as chosen
+from gz_experiments.ensemble.blend import fit_convex_weights
 from gz_experiments.served import ensemble as ensemble_model
 from gz_experiments.served.averaging import AveragingPredictor
 from gz_experiments.ensemble.options import EnsembleOptions
@@ -28,10 +29,12 @@ def ensemble(options: EnsembleOptions, progress: bool = True) -> dict[str, float
     with recording(f"ensemble of {len(members)}", {"approach": "ensemble"},
                    experiment_name=options.experiment) as rec:
         _log_choice(rec, options, members, images)
-        metrics = score_members(predictor, images, options, progress)
-        model_id = rec.ensemble_model([m.model for m in members])
+        fitted = fit_blend(predictor, images, options, progress)
+        rec.params({"blend": "fit" if fitted else "mean", "blend_weights": ",".join(f"{w:.4f}" for w in predictor.weights)})
+        metrics = {**score_members(predictor, images, options, progress), **fitted}
+        model_id = rec.ensemble_model([m.model for m in members], weights=predictor.weights if fitted else None)
         rec.results(metrics)
-        rec.describe(_description(options, members, metrics))
+        rec.describe(_description(options, members, predictor.weights, metrics))
         if options.register:
             rec.register(options.register, metrics["test_rmse"], model_id=model_id)
         return metrics
@@ -44,11 +47,14 @@ def _load(member: chosen.Member):
         raise chosen.EnsembleError(f"member {member.name}: {error}") from None
 
 
-def _description(options: EnsembleOptions, members: list[chosen.Member], metrics: dict) -> str:
-    listed = "\n".join(f"- {m.name}" for m in members)
+def _description(options: EnsembleOptions, members: list[chosen.Member], weights, metrics: dict) -> str:
+    listed = "\n".join(f"- {m.name}: weight {w:.3f}" for m, w in zip(members, weights))
+    how = ("weights fitted on the members' validation split (convex: the tree's constraints hold)"
+           if "val_rmse_blend" in metrics else "equal weights")
     scored = f"data_dir {options.data_dir}" if options.data_dir else "the members' common test split"
-    return (f"**Ensemble** averaging {len(members)} models (each with its own crop, input size and TTA):\n\n"
-            f"{listed}\n\nScored on {scored}: test RMSE **{metrics['test_rmse']:.4f}**, the best member "
+    return (f"**Ensemble** of {len(members)} models (each with its own crop, input size and TTA), {how}:\n\n"
+            f"{listed}\n\nScored on {scored}: test RMSE **{metrics['test_rmse']:.4f}** "
+            f"({metrics['test_rmse_equal_weights']:.4f} with equal weights), the best member "
             f"{metrics['best_member_test_rmse']:.4f} (`member_test_rmse/<i>` each).")
 
 
@@ -66,16 +72,38 @@ def _log_choice(rec: Recorder, options: EnsembleOptions, members: list[chosen.Me
     rec.table(images.split_frame(), "split.csv")
 
 
+def fit_blend(predictor: AveragingPredictor, images: TestImages, options: EnsembleOptions,
+              progress: bool = True) -> dict[str, float]:
+    """With blend=fit and a validation split the members share: the convex weights with the lowest
+    validation RMSE set on `predictor`, and that RMSE beside the plain mean's. Otherwise nothing
+    (the plain mean), and the command says why."""
+    if options.blend == "mean":
+        return {}
+    if images.val_ids is None:
+        print("ensemble: blend=fit needs the members' common validation split (or data_dir with n_val > 0); "
+              "averaging with equal weights")
+        return {}
+    source = open_source(images.data_path)
+    good_ids, frames = inputs.load_cached(predictor, source.images, images.val_ids, options.skip_bad_images, progress)
+    labels = source.labels.loc[good_ids].to_numpy(np.float32)
+    each = predictor.member_predictions(frames)
+    predictor.weights = fit_convex_weights(each, labels)
+    rmse = lambda prediction: float(np.sqrt(np.mean((prediction - labels) ** 2)))   # noqa: E731
+    return {"val_rmse_equal_weights": rmse(np.mean(each, axis=0)), "val_rmse_blend": rmse(predictor.blend(each))}
+
+
 def score_members(predictor: AveragingPredictor, images: TestImages, options: EnsembleOptions,
                   progress: bool = True) -> dict[str, float]:
-    """The ensemble's `test_rmse` (+ `_tta`, + per question) and each member's own, on the same images."""
+    """The ensemble's `test_rmse` (+ `_tta`, + per question; `_equal_weights` for the plain mean) and
+    each member's own, on the same images."""
     source = open_source(images.data_path)
     good_ids, frames = inputs.load_cached(predictor, source.images, images.ids, options.skip_bad_images, progress)
     labels = source.labels.loc[good_ids].to_numpy(np.float32)
     metrics = {"n_members": len(predictor.members), "n_scored": len(good_ids)}
     for tta, prefix in ((False, "test_rmse"), (True, "test_rmse_tta"))[:1 + options.tta]:
         each = predictor.member_predictions(frames, tta=tta)
-        metrics.update(score(labels, np.mean(each, axis=0, dtype=np.float64), prefix))
+        metrics.update(score(labels, predictor.blend(each), prefix))
+        metrics[f"{prefix}_equal_weights"] = score(labels, np.mean(each, axis=0, dtype=np.float64), prefix)[prefix]
         own = [score(labels, prediction, prefix)[prefix] for prediction in each]
         metrics.update({f"member_{prefix}/{i}": value for i, value in enumerate(own)})
         metrics[f"best_member_{prefix}"] = min(own)

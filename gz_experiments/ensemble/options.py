@@ -27,15 +27,18 @@ class EnsembleOptions:
     tta: bool = True
     register: str | None = None
     skip_bad_images: bool = False
+    # fit: convex weights with the lowest validation RMSE (members' common validation split); mean: 1/n each
+    blend: str = "fit"
 
 
 UNSET = ("", "none")
 SPLIT_DEFAULTS = {"n_train": "8000", "n_val": "2000", "n_test": "2000", "split_seed": "42"}   # training's
+BLENDS = ("fit", "mean")
 OPTIONS = ("models", "experiment", "approach", "top_k", "data_fingerprint", "data_dir", "tta", "register",
-           "skip_bad_images", *SPLIT_DEFAULTS)
+           "skip_bad_images", "blend", *SPLIT_DEFAULTS)
 USAGE = ("ensemble models=<uri>,<uri>[,…] | experiment=<name> approach=<approach> [top_k=3] [data_fingerprint=…]; "
          "[data_dir=<folder> [n_train=… n_val=… n_test=… split_seed=…]] [tta=true] [register=<name>] "
-         "[skip_bad_images=false]")
+         "[skip_bad_images=false] [blend=fit|mean]")
 
 
 def parse_options(given: dict[str, str]) -> EnsembleOptions:
@@ -58,7 +61,14 @@ def parse_options(given: dict[str, str]) -> EnsembleOptions:
         top_k=_integer("top_k", value.get("top_k") or "3", least=1), data_fingerprint=value.get("data_fingerprint"),
         data_dir=value.get("data_dir"), split=_split_choice(value) if split_keys else None,
         tta=_boolean("tta", value.get("tta") or "true"), register=value.get("register"),
-        skip_bad_images=_boolean("skip_bad_images", value.get("skip_bad_images") or "false"))
+        skip_bad_images=_boolean("skip_bad_images", value.get("skip_bad_images") or "false"),
+        blend=_choice("blend", value.get("blend") or "fit", BLENDS))
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    if raw.lower() not in choices:
+        raise ConfigError(f"parameter {name!r} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw.lower()
 
 
 def _split_choice(value: dict) -> SplitChoice:

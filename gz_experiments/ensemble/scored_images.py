@@ -21,6 +21,7 @@ class TestImages:
     data_path: str
     ids: np.ndarray                   # GalaxyIDs, sorted
     fingerprint: str | None = None    # the members' data fingerprint, when they share one
+    val_ids: np.ndarray | None = None  # the validation split blend weights are fitted on; None: unknown
 
     def split_frame(self) -> pd.DataFrame:
         return pd.DataFrame({tree.ID_COLUMN: self.ids, "split": "test"})
@@ -37,7 +38,8 @@ def members_test_split(members: list[Member]) -> TestImages:
         listed = "; ".join(f"{name}: {path}" for name, path in paths.items())
         raise EnsembleError(f"the members were trained on different data ({listed}); ensemble models of one "
                             f"data set, or give data_dir=<folder> to score them all on that folder")
-    tests = {m.name: _test_ids(m) for m in members}
+    splits = {m.name: _split_ids(m) for m in members}
+    tests = {name: ids["test"] for name, ids in splits.items()}
     first_name, first = next(iter(tests.items()))
     differing = [name for name, ids in tests.items() if not np.array_equal(ids, first)]
     if differing:
@@ -45,16 +47,19 @@ def members_test_split(members: list[Member]) -> TestImages:
                             f"n_train/n_val/n_test or split seed differ, so some were trained on images others are "
                             f"tested on; train them on one split, or give data_dir=<folder> (and its split)")
     prints = {m.run.data.params.get("data_fingerprint") for m in members}
-    return TestImages(next(iter(paths.values())), first, prints.pop() if len(prints) == 1 else None)
+    vals = [ids["val"] for ids in splits.values()]
+    shared_val = vals[0] if all(np.array_equal(v, vals[0]) for v in vals) and len(vals[0]) else None
+    return TestImages(next(iter(paths.values())), first, prints.pop() if len(prints) == 1 else None, shared_val)
 
 
-def _test_ids(member: Member) -> np.ndarray:
+def _split_ids(member: Member) -> dict[str, np.ndarray]:
     try:
         frame = pd.read_csv(store.download(run_id=member.run.info.run_id, path="split.csv"))
     except (*store.ReadError, pd.errors.ParserError) as error:
         raise EnsembleError(f"the split of {member.name} cannot be read ({error}); "
                             f"give data_dir=<folder> to score the ensemble on that folder's images") from None
-    return np.sort(frame.loc[frame["split"] == "test", tree.ID_COLUMN].to_numpy(np.int64))
+    return {name: np.sort(frame.loc[frame["split"] == name, tree.ID_COLUMN].to_numpy(np.int64))
+            for name in ("val", "test")}
 
 
 def folder_test_split(data_dir: str, choice: SplitChoice | None) -> TestImages:
@@ -64,4 +69,5 @@ def folder_test_split(data_dir: str, choice: SplitChoice | None) -> TestImages:
         return TestImages(str(source.root), np.sort(source.labels.index.to_numpy(np.int64)))
     ids = split_ids(source.labels.index, choice.n_train, choice.n_val, choice.n_test, choice.split_seed,
                     where=str(source.root))
-    return TestImages(str(source.root), np.sort(np.asarray(ids["test"], np.int64)))
+    return TestImages(str(source.root), np.sort(np.asarray(ids["test"], np.int64)),
+                      val_ids=np.sort(np.asarray(ids["val"], np.int64)) if len(ids["val"]) else None)

@@ -35,7 +35,7 @@ class MemberModel:
     data: str
 
 
-def save_model(path, mlflow_model: Model, members: list[MemberModel], **_) -> None:
+def save_model(path, mlflow_model: Model, members: list[MemberModel], weights=None, **_) -> None:
     """`Model.log`'s flavour hook: this module is the flavour the ensemble is logged with."""
     path = Path(path)
     manifest = []
@@ -43,6 +43,8 @@ def save_model(path, mlflow_model: Model, members: list[MemberModel], **_) -> No
         shutil.copytree(member.folder / member.data, path / "data" / "members" / str(i))
         manifest.append({"uri": member.uri, "run_id": member.run_id, "loader_module": member.loader_module,
                          "data": f"members/{i}"})
+    for entry, weight in zip(manifest, weights if weights is not None else [None] * len(manifest)):
+        entry["weight"] = None if weight is None else float(weight)   # None: the plain mean
     (path / "data" / MANIFEST).write_text(json.dumps({"members": manifest}, indent=1) + "\n")
     shutil.copytree(serving.PACKAGE, path / "code" / serving.PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__"))
     # The members were trained by this project's pinned environment: the ensemble runs in the same.
@@ -60,10 +62,11 @@ def save_model(path, mlflow_model: Model, members: list[MemberModel], **_) -> No
     mlflow_model.save(str(path / "MLmodel"))
 
 
-def log(members: list[MemberModel], name: str = "model") -> ModelInfo:
-    """The ensemble as a model of the active run; `runs:/<run_id>/model` loads it."""
+def log(members: list[MemberModel], name: str = "model", weights=None) -> ModelInfo:
+    """The ensemble (with its blend `weights`, or the plain mean) as a model of the active run;
+    `runs:/<run_id>/model` loads it."""
     return Model.log(None, name=name, flavor=sys.modules[__name__], flavor_name="python_function",
-                     members=members, validate_serving_input=False, step=serving.UNTIED_STEP)
+                     members=members, weights=weights, validate_serving_input=False, step=serving.UNTIED_STEP)
 
 
 def predictor_of(members: list[MemberModel]) -> AveragingPredictor:
@@ -84,7 +87,9 @@ def _load_pyfunc(data_path: str) -> AveragingPredictor:
         manifest = json.loads((data / MANIFEST).read_text())
     except serving.DAMAGED as error:
         raise serving.damaged(data.parent, error) from None
-    return AveragingPredictor([_load_member(m["loader_module"], data / m["data"]) for m in manifest["members"]])
+    weights = [m.get("weight") for m in manifest["members"]]
+    return AveragingPredictor([_load_member(m["loader_module"], data / m["data"]) for m in manifest["members"]],
+                              None if None in weights else weights)
 
 
 def _load_member(loader_module: str, data_path: Path):

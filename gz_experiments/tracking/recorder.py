@@ -146,9 +146,9 @@ class Recorder:
         self.model_id = serving.log(predictor, name=name, input_example_jpeg=input_example_jpeg).model_id
         return self.model_id
 
-    def ensemble_model(self, members, name: str = "model") -> str:
+    def ensemble_model(self, members, name: str = "model", weights=None) -> str:
         from gz_experiments.served import ensemble
-        self.model_id = ensemble.log(members, name=name).model_id
+        self.model_id = ensemble.log(members, name=name, weights=weights).model_id
         return self.model_id
 
     def register(self, name: str, test_rmse: float | None, model_id: str | None = None,
