@@ -72,6 +72,10 @@ class KeepBestWeights(keras.callbacks.Callback):
         self.hook, self.best, self.best_epoch, self.weights, self.stopped = hook, np.inf, 0, None, False
         self.restore = restore   # off for a refit: its validation split was trained on
 
+    def on_train_begin(self, logs=None):
+        if hasattr(self.hook, "on_train_begin"):   # e.g. a sweep trial's time budget starts with training
+            self.hook.on_train_begin()
+
     def on_epoch_end(self, epoch, logs=None):
         val_rmse = float(logs["val_rmse"])
         if math.isfinite(val_rmse) and val_rmse < self.best:

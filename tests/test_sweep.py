@@ -276,6 +276,7 @@ def test_a_non_finite_val_rmse_stops_the_trial_as_a_failure():
 def test_a_trial_over_its_time_budget_stops_after_its_epoch_and_keeps_its_result():
     trial = optuna.create_study().ask()
     hook = PruningHook(trial, minutes=1)
+    hook.on_train_begin()                                            # train's KeepBestWeights starts the clock
     assert hook(1, 0.2) is False and hook.out_of_time_at is None   # within the minute
     hook.deadline -= 61                                              # the minute is spent
     assert hook(2, 0.19) is True and hook.out_of_time_at == 2

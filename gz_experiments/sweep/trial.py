@@ -36,8 +36,13 @@ class PruningHook:
 
     def __init__(self, trial, minutes: float | None = None):
         self.trial, self.pruned_at, self.diverged_at, self.val_rmse = trial, None, None, None
-        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
-        self.out_of_time_at = None
+        self.minutes, self.deadline, self.out_of_time_at = minutes, None, None
+
+    def on_train_begin(self) -> None:
+        """The budget counts training: not the data's preparation (a cold cache is no fault of the
+        configuration), nor building and compiling the network."""
+        if self.minutes is not None:
+            self.deadline = time.monotonic() + 60 * self.minutes
 
     def __call__(self, epoch: int, val_rmse: float) -> bool:
         if not math.isfinite(val_rmse):
