@@ -54,6 +54,9 @@ def test_sweep_through_mlflow_run_nests_trials_under_an_intact_parent(synthetic_
     [parent] = search_runs("tags.approach = 'sweep:cnn_cropped'")
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["study_name"] == "via-mlflow-run"
+    # the launcher's own run is not the study's parent: a finished run pointing at it
+    [launcher] = search_runs(f"tags.sweep_parent_run_id = '{parent.info.run_id}'")
+    assert launcher.info.status == "FINISHED" and launcher.info.run_id != parent.info.run_id
     trials = children(parent.info.run_id)
     assert [t.data.tags["trial_number"] for t in trials] == ["0", "1"]
     assert {t.data.tags["trial_state"] for t in trials} == {"finished"}
@@ -155,19 +158,56 @@ def test_killed_worker_trial_fails_at_once_and_resume_meets_the_budget(synthetic
     dead_run = client.get_run(dead.user_attrs["mlflow_run_id"])
     assert dead_run.info.status == "FAILED" and dead_run.data.tags["trial_state"] == "failed"
     assert "is no longer running" in dead_run.data.tags["error"]
-    assert client.get_run(dead.user_attrs["mlflow_parent_run_id"]).info.status == "FAILED"
+    # the resumed sweep attached to the study's one parent (the dead worker's), and finished it
+    [parent] = search_runs("tags.approach = 'sweep:cnn_cropped'")
+    assert parent.info.run_id == dead.user_attrs["mlflow_parent_run_id"] == retry.user_attrs["mlflow_parent_run_id"]
+    assert parent.info.status == "FINISHED" and "error" not in parent.data.tags
+    assert len(client.get_metric_history(parent.info.run_id, "test_rmse")) == 1
     assert client.get_run(retry.user_attrs["mlflow_run_id"]).data.tags["retry_of_trial"] == str(dead.number)
 
 
-@pytest.mark.slow
-def test_two_workers_share_one_budget_through_postgresql(synthetic_dir, tmp_path, postgres_url):
-    MlflowClient().search_experiments()
-    args = sweep_args(synthetic_dir, postgres_url, "parallel", 3, pruner="none")
-    workers = [start_worker(args, tmp_path / f"worker{i}.log") for i in range(2)]
-    for worker in workers:
-        assert worker.wait(timeout=600) == 0, (tmp_path / "worker0.log").read_text()[-3000:]
+# A sweep worker that waits for a start time after its imports: workers launched on one instant.
+AT_ONCE = ("import runpy, sys, time, gz_experiments.cli; time.sleep(max(0.0, float(sys.argv[1]) - time.time())); "
+           "sys.argv = ['gz_experiments', *sys.argv[2:]]; runpy.run_module('gz_experiments', run_name='__main__')")
 
-    trials = optuna.load_study(study_name="parallel", storage=postgres_url).get_trials()
+
+def start_workers_together(args: list[str], logs: list[Path]) -> list[subprocess.Popen]:
+    import time
+    at = time.time() + 20   # imports take several seconds on a loaded machine
+    return [subprocess.Popen([sys.executable, "-c", AT_ONCE, str(at), "sweep", *args], stdout=log.open("w"),
+                             stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+            for log in logs]
+
+
+def the_one_parent(study, client):
+    """The study's only parent run: every trial its child, summary and test score logged on it once."""
+    [parent] = search_runs("tags.approach = 'sweep:cnn_cropped'", client)
+    trials = study.get_trials()
+    assert parent.info.run_id == study.user_attrs["mlflow_parent_run_id"]
+    assert {t.user_attrs["mlflow_parent_run_id"] for t in trials} == {parent.info.run_id}
+    assert sorted(int(r.data.tags["trial_number"]) for r in children(parent.info.run_id)) == [t.number for t in trials]
+    assert parent.info.status == "FINISHED" and "error" not in parent.data.tags
+    assert [m.value for m in client.get_metric_history(parent.info.run_id, "test_rmse")] == \
+        [study.user_attrs["test_of_best_trial"]["metrics"]["test_rmse"]]
+    assert len(client.get_metric_history(parent.info.run_id, "n_complete")) == 1
+    assert not [k for k in parent.data.tags if k.startswith("mlflow.gz.user.")]   # every worker left it
+    return parent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_two_workers_share_one_budget_and_one_parent_run(synthetic_dir, tmp_path, backend, request):
+    """Two workers started on one instant: 3 trials in all, one parent run for the study, the test split
+    scored once; a resume of the finished study attaches to that parent and logs nothing twice."""
+    MlflowClient().search_experiments()
+    storage = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 'o.db'}"
+    args = sweep_args(synthetic_dir, storage, "parallel", 3, pruner="none")
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    for worker, log in zip(start_workers_together(args, logs), logs):
+        assert worker.wait(timeout=900) == 0, log.read_text()[-3000:]
+
+    study = optuna.load_study(study_name="parallel", storage=storage)
+    trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3   # none lost, none extra
     assert len({t.user_attrs["worker"] for t in trials}) == 2        # both took part
     run_ids = [t.user_attrs["mlflow_run_id"] for t in trials]
@@ -175,13 +215,13 @@ def test_two_workers_share_one_budget_through_postgresql(synthetic_dir, tmp_path
     client = MlflowClient()
     runs = [client.get_run(r) for r in run_ids]
     assert {r.data.tags["trial_state"] for r in runs} == {"finished"}
-    assert sorted(int(r.data.tags["trial_number"]) for r in runs) == [0, 1, 2]
-    parents = search_runs("tags.approach = 'sweep:cnn_cropped'", client)
-    assert len(parents) == 2 and {r.data.tags["mlflow.parentRunId"] for r in runs} <= {p.info.run_id for p in parents}
-    assert all(p.data.metrics["n_complete"] == 3 for p in parents)
-    # the test split is scored once per study: both parents carry the same number
-    assert parents[0].data.metrics["test_rmse"] == parents[1].data.metrics["test_rmse"]
-    assert all("s3cret" not in p.data.params["storage"] for p in parents)
+    parent = the_one_parent(study, client)
+    assert parent.data.metrics["n_complete"] == 3 and "s3cret" not in parent.data.params["storage"]
+
+    resumed = subprocess.run([sys.executable, "-m", "gz_experiments", "sweep", *args], capture_output=True,
+                             text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert the_one_parent(study, client).info.run_id == parent.info.run_id
 
 
 def test_bad_search_spaces_and_options_get_clear_errors(tmp_path, capsys):

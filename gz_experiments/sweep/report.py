@@ -29,11 +29,12 @@ def log_setup(rec, options: SweepOptions, config, space: dict, described: dict[s
                  f"Optuna's plots among the artifacts.")
 
 
-def summarize(rec, study, config, claim) -> dict:
-    """Log the whole study's outcome (every worker's trials) on this invocation's parent run."""
+def summarize(rec, study, config) -> dict:
+    """Log the whole study's outcome (every worker's trials) on its parent run; called under the
+    study's ClaimLock (`parent.finish`)."""
     from optuna.trial import TrialState
     trials = study.get_trials(deepcopy=False)
-    close_orphaned_runs(trials, rec.run_id)
+    close_orphaned_runs(trials)
     states = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL,
               "running": TrialState.RUNNING}
     summary = {f"n_{name}": sum(t.state == state for t in trials) for name, state in states.items()}
@@ -48,8 +49,7 @@ def summarize(rec, study, config, claim) -> dict:
     rec.tags({"best_trial": best.number, "best_run_id": best_run})
     rec.results({"best_val_rmse": best.value})
     copy_model(rec, best_run)
-    with claim():
-        test = test_metrics(study, best, config)
+    test = test_metrics(study, best, config)
     rec.results(test)
     if config.tracking.register:
         rec.register(config.tracking.register, test.get("test_rmse"), run_id=best_run)
@@ -105,21 +105,20 @@ def log_plots(rec, study, n_complete: int) -> None:
             rec.text(f"{name} could not be drawn: {type(error).__name__}: {error}\n", name.replace(".png", ".txt"))
 
 
-def close_orphaned_runs(trials, current: str) -> None:
-    """A worker killed mid-trial leaves its MLflow runs RUNNING; once Optuna has marked the trial
-    FAIL (no heartbeat, or its process gone), end them FAILED too, so nothing stays 'running' forever in the UI."""
+def close_orphaned_runs(trials) -> None:
+    """A worker killed mid-trial leaves its trial's MLflow run RUNNING; once Optuna has marked the trial
+    FAIL (no heartbeat, or its process gone), end it FAILED too, so nothing stays 'running' forever in
+    the UI. (The study's parent is shared: `parent` ends it.)"""
     for trial in trials:
         if trial.state.name != "FAIL" or "mlflow_run_id" not in trial.user_attrs:
             continue
-        trial_run, parent_run = trial.user_attrs["mlflow_run_id"], trial.user_attrs.get("mlflow_parent_run_id")
+        trial_run = trial.user_attrs["mlflow_run_id"]
         if not store.is_running(trial_run):
             continue
         cause = trial.user_attrs.get("error", f"worker {trial.user_attrs.get('worker', '?')} stopped sending heartbeats")
         reason = f"{cause}; trial {trial.number} was marked FAIL and its parameters are retried"
         store.tag_run(trial_run, {"trial_state": "failed"})
-        for run_id in (trial_run, parent_run):
-            if run_id and run_id != current and store.is_running(run_id):
-                store.end_run(run_id, "FAILED", {"error": reason})
+        store.end_run(trial_run, "FAILED", {"error": reason})
 
 
 def format_summary(summary: dict, options: SweepOptions) -> str:

@@ -1,25 +1,24 @@
-"""A sweep invocation: one parent MLflow run, this worker's share of the study's trials under it,
-then the whole study's summary on it."""
+"""A sweep invocation: this worker's share of the study's trials under the study's one parent MLflow
+run (`parent`), then — by the worker that finds the budget met — the whole study's summary on it."""
 from __future__ import annotations
 
 import os
 import time
 
 from gz_experiments.config import ConfigError, override
-from gz_experiments.sweep.claim import ClaimLock
 from gz_experiments.sweep.options import OPTION_NAMES, SweepOptions
+from gz_experiments.sweep.parent import attach, finish, interrupted
 from gz_experiments.sweep.report import log_setup, summarize
 from gz_experiments.sweep.study import describe, open_study
-from gz_experiments.sweep.trial import WORKER, make_objective
+from gz_experiments.sweep.trial import make_objective
 from gz_experiments.sweep.worker import work
 
 
 def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_space: dict | None = None) -> dict:
-    """Run this worker's share of the study, then log the study's summary on the parent run."""
+    """Run this worker's share of the study; the study's summary once its budget is met."""
     import experiments
 
     from gz_experiments.search import validate_space, without_fixed
-    from gz_experiments.tracking.recorder import recording
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # a bar per model copy
     module = experiments.load(options.approach)
     try:
@@ -30,17 +29,21 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
     space = without_fixed(module.SEARCH_SPACE if search_space is None else search_space, set(fixed or {}))
     validate_space(space, config)
     study = open_study(options, config, fixed or {})
-    with recording(f"sweep {options.name} ({options.approach})", {"approach": f"sweep:{options.approach}"},
-                   experiment_name=config.tracking.experiment) as rec:
-        # mlflow issue 15713: `mlflow run` hands the parent over in MLFLOW_RUN_ID; once it is
-        # active, drop it so that no nested start_run (or child process) resumes the parent.
-        os.environ.pop("MLFLOW_RUN_ID", None)
-        rec.tags({"study_name": options.name, "worker": WORKER})
+    parent_id = attach(study, options, config.tracking.experiment, f"sweep {options.name} ({options.approach})",
+                       {"approach": f"sweep:{options.approach}", "study_name": options.name})
+    started = time.perf_counter()
+    try:
+        failure = work(study, make_objective(config, space, options.name, options.trial_minutes, parent_id), options)
+    except BaseException as error:
+        interrupted(options, parent_id, error)
+        raise
+
+    def write(rec) -> dict:
         log_setup(rec, options, config, space, describe(options))
-        started = time.perf_counter()
-        failure = work(study, make_objective(config, space, options.name, options.trial_minutes), options)
         rec.results({"sweep_seconds": time.perf_counter() - started})
-        summary = summarize(rec, study, config, claim=lambda: ClaimLock(options.storage, options.name))
-        if failure is not None:
-            raise failure
-        return summary
+        return summarize(rec, study, config)
+
+    summary = finish(study, options, parent_id, failure, write)
+    if failure is not None:
+        raise failure
+    return summary

@@ -63,14 +63,15 @@ def param_key(name: str) -> str:
     return re.sub(r"\[(\d+)\]", r"_\1", name)
 
 
-def make_objective(config, space: dict, study_name: str, trial_minutes: float | None = None):
+def make_objective(config, space: dict, study_name: str, trial_minutes: float | None = None,
+                   parent_run_id: str | None = None):
     def objective(trial) -> float:
         import optuna
 
         from gz_experiments.tracking.recorder import recording
         from gz_experiments.tracking.runs import record_failure
         from gz_experiments.train import train
-        with recording(f"trial-{trial.number}", nested=True) as rec:
+        with recording(f"trial-{trial.number}", nested=parent_run_id is None, parent_run_id=parent_run_id) as rec:
             hook = PruningHook(trial, trial_minutes)
             try:
                 tag_trial(rec, trial, study_name)

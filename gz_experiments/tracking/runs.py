@@ -29,6 +29,11 @@ KERAS_TO_METRIC = {"loss": "train_loss", "rmse": "train_rmse", "val_loss": "val_
 # knobs, shown as columns and compared.)
 PROCESS_TAGS = {"host": "mlflow.gz.host", "pid": "mlflow.gz.pid", "start": "mlflow.gz.process_start"}
 NOTE = "mlflow.note.content"
+# A run no one process owns (a sweep's parent, shared by its workers): each process using it adds a
+# tag `mlflow.gz.user.<host>/<pid>` = its start time and removes it when done; `close_orphaned_runs`
+# closes the run only once every process so named is certainly gone.
+SHARED_TAG = "mlflow.gz.shared"
+USER_TAG = "mlflow.gz.user."
 _opened: list[str] = []   # runs this process's `run` started and has not ended, innermost last
 
 
@@ -141,9 +146,70 @@ def close_orphaned_runs() -> list[str]:
                 _close(client, found, f"process {pid} on {processes.HOST} ended without closing this run "
                                       f"(killed with SIGKILL, crashed, or the machine restarted)")
                 closed.append(found.info.run_id)
+        shared = f"attributes.status = 'RUNNING' and tags.`{SHARED_TAG}` = 'true'"
+        for found in client.search_runs(experiments, shared, max_results=1000) if experiments else []:
+            users = shared_users(found.data.tags)
+            if all(processes.is_gone(host, pid, started) for host, pid, started in users):
+                who = ", ".join(f"process {pid} on {host}" for host, pid, _ in users) or "every process using it"
+                _close(client, found, f"{who} ended without closing this run "
+                                      f"(killed with SIGKILL, crashed, or the machine restarted)")
+                closed.append(found.info.run_id)
     except Exception:
         pass
     return closed
+
+
+def shared_users(tags: dict) -> list[tuple[str, str, str]]:
+    """(host, pid, start) of each process that says it uses a shared run."""
+    return [(*key[len(USER_TAG):].rpartition("/")[::2], started) for key, started in tags.items()
+            if key.startswith(USER_TAG)]
+
+
+def _user_tag() -> tuple[str, str]:
+    from gz_experiments.tracking.processes import identity
+    me = identity()
+    return f"{USER_TAG}{me['host']}/{me['pid']}", me["start"]
+
+
+def create_shared(experiment_id: str, name: str, tags: dict) -> str:
+    """A new shared run, RUNNING, used by this process (one write: never without a user)."""
+    key, started = _user_tag()
+    run = mlflow.MlflowClient().create_run(experiment_id, run_name=name,
+                                           tags={**tags, SHARED_TAG: "true", key: started})
+    return run.info.run_id
+
+
+def use_shared(run_id: str) -> None:
+    """This process uses the shared run from now on; an ended one is RUNNING again (a resumed sweep)."""
+    client = mlflow.MlflowClient()
+    client.set_tag(run_id, *_user_tag())
+    if client.get_run(run_id).info.status != "RUNNING":
+        with contextlib.suppress(Exception):   # an earlier close's reason no longer holds
+            client.delete_tag(run_id, "error")
+        client.update_run(run_id, "RUNNING")
+
+
+def leave_shared(run_id: str) -> None:
+    with contextlib.suppress(Exception):
+        mlflow.MlflowClient().delete_tag(run_id, _user_tag()[0])
+
+
+def other_users(run_id: str) -> list[str]:
+    """The other processes using a shared run that may be alive (another host's can't be known
+    dead); the tags of those certainly gone are removed."""
+    from gz_experiments.tracking import processes
+    client, mine = mlflow.MlflowClient(), _user_tag()[0]
+    alive = []
+    for host, pid, started in shared_users(client.get_run(run_id).data.tags):
+        key = f"{USER_TAG}{host}/{pid}"
+        if key == mine:
+            continue
+        if processes.is_gone(host, pid, started):
+            with contextlib.suppress(Exception):
+                client.delete_tag(run_id, key)
+        else:
+            alive.append(f"{host}:{pid}")
+    return alive
 
 
 def _close(client, found, reason: str) -> None:
