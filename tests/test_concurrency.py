@@ -72,7 +72,7 @@ with mlflow.start_run(experiment_id=experiment_id) as run:
     model = mlflow.create_external_model(name="model")
     while time.time() < start:                 # all at once: the same test split's dataset row
         time.sleep(0.001)
-    datasets.log_splits(source, {"test": source.labels.index[:20]}, data_dir)
+    datasets.log_splits(source, {"test": source.labels.index[:20]})
     while time.time() < start + 2:             # all at once: the registered model and its alias
         time.sleep(0.001)
     registry.register("racer", run.info.run_id, rmse, model_id=model.model_id)

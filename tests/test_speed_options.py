@@ -143,7 +143,7 @@ def test_xla_trains_the_tree_output_under_mixed_bfloat16_and_the_saved_model_loa
     assert np.isfinite(metrics["test_rmse"]) and np.isfinite(metrics["best_val_rmse"])
 
     run = mlflow.last_active_run()
-    assert run.data.params["jit_compile"] == "True" and run.data.params["output"] == "tree"
+    assert run.data.params["jit_compile"] == "true" and run.data.params["output"] == "tree"
     predictor = load_predictor(f"runs:/{run.info.run_id}/model")
     size = predictor.image_size
     images = np.random.default_rng(0).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
