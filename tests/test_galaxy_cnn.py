@@ -28,7 +28,8 @@ def test_config_builds_the_network_it_states():
     model = build_model(CONFIG.model, CONFIG.data.image_size)
     assert model.input_shape == (None, CONFIG.data.image_size, CONFIG.data.image_size, 3)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert [c.filters for c in convs] == list(CONFIG.model.body.filters)
+    per_stage = CONFIG.model.body.convs_per_stage
+    assert [c.filters for c in convs] == [f for f in CONFIG.model.body.filters for _ in range(per_stage)]
     assert all(c.padding == "same" for c in convs)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == (len(convs) if CONFIG.model.body.batch_norm else 0)
