@@ -178,7 +178,7 @@ def fit(model, data: PreparedData, config: TrainConfig, callbacks, progress: boo
 
 
 def log_data(rec: Recorder, data: PreparedData, config: TrainConfig) -> None:
-    rec.params({"data_fingerprint": data.fingerprint, "data_path": str(data.source.root),
+    rec.params({"data_fingerprint": data.fingerprint, "data_path": str(data.source.root.resolve()),
                 "n_train_used": len(data.train), "n_val_used": len(data.val), "n_test_used": len(data.test),
                 "n_bad_images": len(data.bad)})   # a param: a metric would be a lone bar, mostly 0
     rec.splits(data.source, {n: getattr(data, n).ids for n in ("train", "val", "test")})

@@ -151,6 +151,7 @@ def test_members_share_a_test_split_or_the_error_says_which_differ():
     a, b = member(_fake_training_run("a")), member(_fake_training_run("b"))
     common = members_test_split([a, b])
     assert list(common.ids) == [1, 2, 3] and common.data_path == "/data/a" and common.fingerprint == "f1"
+    assert members_test_split([a, member(_fake_training_run("a2", data_path="/data/x/../a"))]).data_path == "/data/a"
     other_data = member(_fake_training_run("c", data_path="/data/b"))
     with pytest.raises(EnsembleError, match="different data"):
         members_test_split([a, other_data])

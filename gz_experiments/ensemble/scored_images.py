@@ -33,7 +33,8 @@ def members_test_split(members: list[Member]) -> TestImages:
     if unknown:
         raise EnsembleError(f"no training run with data_path and split.csv for {', '.join(unknown)}; "
                             f"give data_dir=<folder> to score the ensemble on that folder's images")
-    paths = {m.name: m.run.data.params["data_path"] for m in members}
+    # Resolved: runs made before data_path was logged absolute may name one folder two ways.
+    paths = {m.name: str(Path(m.run.data.params["data_path"]).resolve()) for m in members}
     if len(set(paths.values())) > 1:
         listed = "; ".join(f"{name}: {path}" for name, path in paths.items())
         raise EnsembleError(f"the members were trained on different data ({listed}); ensemble models of one "
