@@ -60,7 +60,9 @@ def register(name: str, run_id: str, test_rmse: float | None, model_id: str | No
     with races.store_lock(f"champion-{name}"):   # runs finishing together on one disk: one at a time
         moved, why = champion_decision(candidate, holder_of(client, name))
         if moved:
-            client.set_registered_model_alias(name, CHAMPION, str(version))
+            # Through a server two setters may both insert the alias row: the loser sets it again
+            # (now an update), and settling below hands it to the best whoever set last.
+            races.retrying(lambda: client.set_registered_model_alias(name, CHAMPION, str(version)))
             settle_champion(client, name)
     client.set_model_version_tag(name, str(version), "champion_decision", why)
     describe(client, name, str(version), run_id, test_rmse, test_data, why)
@@ -97,7 +99,7 @@ def settle_champion(client: MlflowClient, name: str) -> None:
     comparable = [v for v in versions if v.test_data == holder.test_data and v.test_rmse is not None]
     best = min(comparable, key=lambda v: (v.test_rmse, int(v.version)), default=holder)
     if best.version != holder.version and best.test_rmse < holder.test_rmse:
-        client.set_registered_model_alias(name, CHAMPION, best.version)
+        races.retrying(lambda: client.set_registered_model_alias(name, CHAMPION, best.version))
 
 
 def standing(version) -> Standing:
