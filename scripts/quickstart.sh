@@ -19,5 +19,5 @@ for _, run in runs.iterrows():
     print(f"{run['tags.approach']:>12}: test_rmse {run['metrics.test_rmse']:.4f}  (run {run['run_id']})")
 PY
 echo "Compare the runs in the MLflow UI:"
-echo "  source .venv/bin/activate && MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --workers 1"
-echo "  then open http://127.0.0.1:5000 and choose 'Model training' (or the experiment's link with ?workflowType=machine_learning)"
+echo "  source .venv/bin/activate && gz-experiments ui"
+echo "  then open the link it prints (the runs table sorted by test_rmse, in the Model training view)"
