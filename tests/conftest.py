@@ -28,6 +28,24 @@ REAL_DATA_ENV = "GZ_REAL_DATA_DIR"
 _OUTER_ENV = dict(os.environ)
 
 
+def pytest_configure(config):
+    """The suite's own temporary folder, removed when it ends: MLflow and TensorFlow write into
+    $TMPDIR when tests call them in-process (model copies, autograph sources), and the commands
+    the tests start inherit it — nothing of a test session stays in the user's $TMPDIR. Each
+    xdist worker makes its own. Others may traverse it (not list it): as root, the throwaway
+    PostgreSQL server runs as user `postgres` inside it."""
+    private = tempfile.mkdtemp(prefix="gz-tests-")
+    os.chmod(private, 0o711)
+    config._gz_tmpdir = private
+    os.environ["TMPDIR"] = tempfile.tempdir = private
+
+
+def pytest_unconfigure(config):
+    private = getattr(config, "_gz_tmpdir", None)
+    if private:
+        shutil.rmtree(private, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> Path:
     """160 synthetic galaxies (424² JPEGs, competition layout), made once per test session."""
