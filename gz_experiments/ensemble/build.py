@@ -75,7 +75,7 @@ def _log_choice(rec: Recorder, options: EnsembleOptions, members: list[chosen.Me
 def fit_blend(predictor: AveragingPredictor, images: TestImages, options: EnsembleOptions,
               progress: bool = True) -> dict[str, float]:
     """With blend=fit and a validation split the members share: the convex weights with the lowest
-    validation RMSE set on `predictor`, and that RMSE beside the plain mean's. Otherwise nothing
+    validation RMSE (with test-time averaging when `tta`) set on `predictor`, and that RMSE beside the plain mean's. Otherwise nothing
     (the plain mean), and the command says why."""
     if options.blend == "mean":
         return {}
@@ -86,7 +86,8 @@ def fit_blend(predictor: AveragingPredictor, images: TestImages, options: Ensemb
     source = open_source(images.data_path)
     good_ids, frames = inputs.load_cached(predictor, source.images, images.val_ids, options.skip_bad_images, progress)
     labels = source.labels.loc[good_ids].to_numpy(np.float32)
-    each = predictor.member_predictions(frames)
+    # fitted on the predictions the headline score uses: with TTA, the members' view-averaged ones
+    each = predictor.member_predictions(frames, tta=options.tta)
     predictor.weights = fit_convex_weights(each, labels)
     rmse = lambda prediction: float(np.sqrt(np.mean((prediction - labels) ** 2)))   # noqa: E731
     return {"val_rmse_equal_weights": rmse(np.mean(each, axis=0)), "val_rmse_blend": rmse(predictor.blend(each))}
