@@ -248,6 +248,6 @@ def test_a_sweep_registers_its_best_trial_and_crowns_it(synthetic_dir, tmp_path,
     # each trial's model is named for its trial; the sweep prints the best one's URI, and copies it whole
     [model] = MlflowClient().search_logged_models([parent.info.experiment_id],
                                                   f"source_run_id = '{best_run.info.run_id}'")
-    assert model.name == f"trial-{best.number}" and version.model_id == model.model_id
+    assert model.name == f"trial-{best.number}" and version.source == f"models:/{model.model_id}"
     assert links.model_lines(parent.info.run_id) == [f"  model:            models:/{model.model_id} ({model.name})"]
     assert "best_model/MLmodel" in {a.path for a in MlflowClient().list_artifacts(parent.info.run_id, "best_model")}

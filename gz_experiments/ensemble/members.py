@@ -3,7 +3,6 @@ experiment (`experiment=… approach=… top_k=…`), each with the training run
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from gz_experiments.errors import GzError
 from gz_experiments.served import serving
