@@ -229,6 +229,8 @@ def _print_links() -> None:
         run_id, run, compare = found
         print(f"MLflow run {run_id} in {store.tracking_uri()}; with `gz-experiments ui` running:\n"
               f"  this run:         {run}\n  compare the runs: {compare}")
+        for line in links.model_lines(run_id):
+            print(line)
 
 
 def usage() -> str:

@@ -139,7 +139,7 @@ def _train(config: TrainConfig, rec: Recorder, epoch_hook, evaluate_test: bool, 
         metrics.update(evaluate_split(predictor, data.test.images, data.test.labels, config.tta))
     rec.figure(figures.learning_curves(history, f"{config.approach}: loss and RMSE"), "learning_curves.png")
     if log_model:   # first: the test scores logged next are tied to it (the Models tab)
-        rec.model(predictor, input_example_jpeg=data.source.images.read(int(data.test.ids[0])))
+        rec.model(predictor, config, input_example_jpeg=data.source.images.read(int(data.test.ids[0])))
     rec.results(metrics)
     if log_model and config.tracking.register and evaluate_test:   # a sweep registers its best trial once tested
         rec.register(config.tracking.register, metrics.get("test_rmse"))

@@ -140,15 +140,16 @@ def test_run_logs_model_figures_and_split(trained, project, synthetic_dir, use_p
     run_id = run.info.run_id
     names = {a.path for a in project.client.list_artifacts(run_id)}
     assert {"learning_curves.png", "input_samples.png", "split.csv"} <= names
-    # the model is a LoggedModel of the run (MLflow 3), which runs:/<run_id>/model still reaches (below;
-    # MLflow resolves it with the default tracking URI, hence use_project_store)
+    # the model is a LoggedModel of the run (MLflow 3) named for what it is; the command printed its URI
     [logged] = project.client.search_logged_models([run.info.experiment_id], f"source_run_id = '{run_id}'")
-    assert logged.name == "model"
+    assert logged.name == f"{approach}-seed{run.data.params['seed']}"
+    _, done = project.run(approach, **params)
+    assert re.search(rf"^\s*model:\s+models:/{logged.model_id} \({logged.name}\)$", done.stdout, re.M), done.stdout
     for figure in ("learning_curves.png", "input_samples.png"):
         data = project.download(run_id, figure).read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5_000, figure
 
-    mlmodel = project.download(run_id, "model/MLmodel").read_text()
+    mlmodel = project.download(run_id, f"{logged.name}/MLmodel").read_text()
     assert re.search(r"^  keras:", mlmodel, re.M) and re.search(r"^  python_function:", mlmodel, re.M)
     assert "signature:" in mlmodel
 
@@ -163,17 +164,18 @@ def test_run_logs_model_figures_and_split(trained, project, synthetic_dir, use_p
 def test_logged_model_predicts_jpegs_and_reproduces_test_rmse(trained, project, synthetic_dir, use_project_store):
 
     approach, run, params = trained
-    uri = f"runs:/{run.info.run_id}/model"
+    _, done = project.run(approach, **params)
+    printed = re.search(r"^\s*model:\s+(models:/\S+)", done.stdout, re.M).group(1)   # MLflow's own tools take it
     split = pd.read_csv(project.download(run.info.run_id, "split.csv"))
     test_ids = split.loc[split["split"] == "test", tree.ID_COLUMN].to_numpy()
 
-    model = mlflow.pyfunc.load_model(uri)
+    model = mlflow.pyfunc.load_model(printed)
     jpeg = (synthetic_dir / "images_training_rev1" / f"{test_ids[0]}.jpg").read_bytes()
     answer = model.predict(pd.DataFrame({"image": [base64.b64encode(jpeg).decode()]}))
     assert list(answer.columns) == list(tree.CLASS_COLUMNS) and answer.shape == (1, 37)
     assert ((answer.to_numpy() >= 0) & (answer.to_numpy() <= 1)).all()
 
-    predictor = load_predictor(uri)
+    predictor = load_predictor(f"runs:/{run.info.run_id}/model")   # ours also take the run's one model
     assert (predictor.image_size, predictor.crop) == (48, None if approach == "cnn_full" else 250)
     np.testing.assert_allclose(answer.to_numpy()[0], predictor.predict_jpegs([jpeg])[0], atol=1e-5)
     source = open_source(synthetic_dir)

@@ -128,16 +128,19 @@ def test_options_as_mlflow_run_passes_them():
 
 
 def _fake_training_run(name, *, data_path="/data/a", fingerprint="f1", test_ids=(1, 2, 3), best_val=0.1,
-                       approach="galaxy_cnn", model=True, tmp_path=None):
-    """A finished run as training leaves it (params, split.csv, best_val_rmse, a model folder)."""
+                       approach="galaxy_cnn", model=True, trial=None):
+    """A finished run as training leaves it (params, split.csv, best_val_rmse, a LoggedModel), or as
+    a sweep's trial leaves it (tagged with its number)."""
     with mlflow.start_run(run_name=name) as run:
         mlflow.set_tag("approach", approach)
+        if trial is not None:
+            mlflow.set_tag("trial_number", trial)
         mlflow.log_params({"data_path": data_path, "data_fingerprint": fingerprint})
         mlflow.log_metric("best_val_rmse", best_val)
         rows = [(i, "test") for i in test_ids] + [(100 + i, "train") for i in range(3)]
         mlflow.log_text(pd.DataFrame(rows, columns=[tree.ID_COLUMN, "split"]).to_csv(index=False), "split.csv")
         if model:
-            mlflow.log_text("flavors: {}\n", "model/MLmodel")
+            mlflow.create_external_model(name=f"{approach}-seed1" if trial is None else f"trial-{trial}")
     return mlflow.get_run(run.info.run_id)
 
 
@@ -166,8 +169,11 @@ def test_best_runs_by_validation_rmse_on_one_data_fingerprint():
     runs = {name: _fake_training_run(name, best_val=v, fingerprint=f) for name, v, f in
             [("r1", 0.12, "f1"), ("r2", 0.10, "f1"), ("r3", 0.11, "f2"), ("r4", 0.13, "f1")]}
     _fake_training_run("other approach", best_val=0.01, approach="cnn_full")
-    _fake_training_run("sweep trial", best_val=0.05, model=False)
-    uri = {name: f"runs:/{r.info.run_id}/model" for name, r in runs.items()}
+    _fake_training_run("diverged", best_val=0.05, model=False)
+    _fake_training_run("sweep trial", best_val=0.04, trial=3)   # the README: top_k picks training runs
+    client = mlflow.MlflowClient()
+    uri = {name: f"models:/{m.model_id}" for name, r in runs.items()
+           for m in client.search_logged_models([r.info.experiment_id], f"source_run_id = '{r.info.run_id}'")}
     assert best_runs("gz", "galaxy_cnn", 1) == [uri["r2"]]
     with pytest.raises(EnsembleError, match="different data or splits"):
         best_runs("gz", "galaxy_cnn", 2)

@@ -67,7 +67,14 @@ def in_world(world, monkeypatch):
 
 
 def _model_uri(run) -> str:
+    """What our commands take for a run's one model."""
     return f"runs:/{run.info.run_id}/model"
+
+
+def _logged_model(run):
+    [model] = mlflow.MlflowClient().search_logged_models([run.info.experiment_id],
+                                                         f"source_run_id = '{run.info.run_id}'")
+    return model
 
 
 def _build(**given):
@@ -97,8 +104,13 @@ def test_ensemble_of_uris_is_scored_beside_its_members_and_loads_as_a_model(in_w
 
     jpeg = sorted((synthetic_dir / "images_test_rev1").glob("*.jpg"))[0].read_bytes()
     request = pd.DataFrame({"image": [base64.b64encode(jpeg).decode()]})
-    answer = mlflow.pyfunc.load_model(_model_uri(run)).predict(request)
-    singles = [mlflow.pyfunc.load_model(_model_uri(r)).predict(request).to_numpy() for r in members]
+    # named for what they are; MLflow's own loader takes models:/<model_id> (what the commands print)
+    assert _logged_model(run).name == "ensemble-2-members"
+    assert [_logged_model(r).name for r in members] == ["cnn_cropped-seed1", "cnn_cropped-seed2"]
+    assert run.data.params["members"] == ",".join(f"models:/{_logged_model(r).model_id}" for r in members)
+    answer = mlflow.pyfunc.load_model(f"models:/{_logged_model(run).model_id}").predict(request)
+    singles = [mlflow.pyfunc.load_model(f"models:/{_logged_model(r).model_id}").predict(request).to_numpy()
+               for r in members]
     assert answer.shape == (1, 37)
     np.testing.assert_allclose(answer.to_numpy(), np.tensordot(weights, singles, axes=1), atol=1e-3)
 

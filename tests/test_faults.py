@@ -293,7 +293,6 @@ def test_kill_9_at_each_stage_leaves_nothing_running_or_half_written(synthetic_d
     next_run_works(synthetic_dir)
     after = MlflowClient().get_run(killed.info.run_id)
     assert after.info.status == "FAILED" and f"process {process.pid} on" in after.data.tags["error"]
-    assert "model" not in {a.path for a in MlflowClient().list_artifacts(killed.info.run_id)}
     pending = [m for m in MlflowClient().search_logged_models(experiment_ids=[killed.info.experiment_id],
                                                               filter_string=f"source_run_id = '{killed.info.run_id}'")
                if m.status.name == "PENDING"]

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 import experiments
 from conftest import tiny_overrides
-from gz_experiments.tracking import experiment, metric_groups, registry, run_notes
+from gz_experiments.tracking import experiment, links, metric_groups, registry, run_notes
 from gz_experiments.config import ConfigError, override
 from gz_experiments.tracking.registry import Standing, champion_decision
 
@@ -154,7 +154,7 @@ def test_the_model_is_a_logged_model_linked_to_the_run(two_runs):
     first = two_runs.first
     [model] = two_runs.client.search_logged_models([first.info.experiment_id],
                                                    f"source_run_id = '{first.info.run_id}'")
-    assert model.name == "model" and model.status.name == "READY"
+    assert model.name == f"cnn_cropped-seed{first.data.params['seed']}" and model.status.name == "READY"
     linked = two_runs.client.get_logged_model(model.model_id).metrics
     # the test scores, on the test split's dataset; no system metric ("CPU 0 %") tied to the model
     assert {m.key for m in linked} >= {"test_rmse"} and not any(m.key.startswith("system/") for m in linked)
@@ -245,3 +245,9 @@ def test_a_sweep_registers_its_best_trial_and_crowns_it(synthetic_dir, tmp_path,
     assert version.run_id == best_run.info.run_id
     assert float(version.tags["test_rmse"]) == pytest.approx(parent.data.metrics["test_rmse"], rel=1e-5)
     assert str(MlflowClient().get_model_version_by_alias("gz", "champion").version) == str(version.version)
+    # each trial's model is named for its trial; the sweep prints the best one's URI, and copies it whole
+    [model] = MlflowClient().search_logged_models([parent.info.experiment_id],
+                                                  f"source_run_id = '{best_run.info.run_id}'")
+    assert model.name == f"trial-{best.number}" and version.source == f"models:/{model.model_id}"
+    assert links.model_lines(parent.info.run_id) == [f"  model:            models:/{model.model_id} ({model.name})"]
+    assert "best_model/MLmodel" in {a.path for a in MlflowClient().list_artifacts(parent.info.run_id, "best_model")}

@@ -37,7 +37,8 @@ def world(tmp_path_factory, synthetic_dir):
         train(override(experiments.load("cnn_cropped").CONFIG, tiny_overrides(synthetic_dir, seed=seed)),
               progress=False)
         runs.append(mlflow.last_active_run().info.run_id)
-    whole = Path(mlflow.artifacts.download_artifacts(f"runs:/{runs[0]}/model", dst_path=str(root / "whole")))
+    # MLflow finds a run's model by its name (ours also take runs:/<run_id>/model: below)
+    whole = Path(mlflow.artifacts.download_artifacts(f"runs:/{runs[0]}/cnn_cropped-seed1", dst_path=str(root / "whole")))
     yield {"root": root, "uri": uri, "runs": runs, "whole": whole}
     os.chdir(cwd)
     os.environ.update({k: v for k, v in saved.items() if v is not None})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -55,15 +56,15 @@ def _wait_until_up(url: str, server: subprocess.Popen, log) -> None:
 
 
 @pytest.fixture
-def served_model(synthetic_dir, tmp_path):
-    """A tiny model trained in-process, then the real server on a free port; stopped after."""
-    import experiments
-    from gz_experiments.config import override
-    from gz_experiments.train import train
-    train(override(experiments.load("cnn_cropped").CONFIG, tiny_overrides(synthetic_dir)), progress=False)
-    import mlflow
-    run_id = mlflow.last_active_run().info.run_id
-    model_uri, port, log = f"runs:/{run_id}/model", _free_port(), tmp_path / "server.log"
+def served_model(synthetic_dir, tmp_path, capsys):
+    """A tiny model trained in-process by the CLI, then the real server, as the README shows it, on
+    the URI the command printed (`model: models:/<model_id>`), on a free port; stopped after."""
+    from gz_experiments import cli
+    assert cli.main(["train", "cnn_cropped", *(f"{k}={v}" for k, v in tiny_overrides(synthetic_dir).items())]) == 0
+    printed = capsys.readouterr().out
+    found = re.search(r"^\s*model:\s+(models:/m-\w+) \(cnn_cropped-seed\d+\)$", printed, re.M)
+    assert found, printed[-2000:]
+    model_uri, port, log = found.group(1), _free_port(), tmp_path / "server.log"
     with open(log, "w") as output:
         # Its own session, so the server and the workers it forks stop together.
         server = subprocess.Popen(

@@ -26,6 +26,7 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest import PROJECT_ROOT, free_port, tiny_overrides, wait_for
+from gz_experiments.tracking import logged_models
 
 pytestmark = pytest.mark.slow
 
@@ -175,7 +176,7 @@ def test_runs_trials_and_artifacts_all_land(server, landed):
     for parent in parents:
         assert "best_model/MLmodel" in {f.path for f in artifact_files(client, parent.info.run_id, "best_model")}
     mlflow.set_tracking_uri(server.url)   # a run's LoggedModel is resolved through the default store
-    model = Path(mlflow.artifacts.download_artifacts(f"runs:/{train.info.run_id}/model",
+    model = Path(mlflow.artifacts.download_artifacts(logged_models.resolve(f"runs:/{train.info.run_id}/model"),
                                                      dst_path=str(landed["work"] / "download")))
     assert "python_function" in (model / "MLmodel").read_text()
     FIGURES.update(runs=1 + len(parents) + len(trials), training_runs=1, sweep_parents=len(parents),
@@ -275,7 +276,7 @@ def carry_on_across_a_restart(server, client, process, log, epochs, tmp_path):
         assert [step for step, _ in after[name]] == list(range(1, epochs + 1)), f"{name}: an epoch lost or doubled"
     assert 0 < run.data.metrics["test_rmse"] < 1
     mlflow.set_tracking_uri(server.url)   # a run's LoggedModel is resolved through the default store
-    model = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=str(tmp_path / "download"))
+    model = mlflow.artifacts.download_artifacts(logged_models.uri_of_run(run_id), dst_path=str(tmp_path / "download"))
     assert (Path(model) / "MLmodel").is_file()
 
 

@@ -35,19 +35,21 @@ GENAI_ONLY = "Detect Issues"    # on the GenAI overview, never on model training
 
 @pytest.fixture(scope="module")
 def store(synthetic_dir, tmp_path_factory) -> dict:
-    """Two finished training runs (dropout 0.5 and 0.2) in a sqlite store, as `python -m gz_experiments
-    train` leaves them, with the link the second one printed."""
+    """Two finished training runs (dropout 0.5 seed 42, dropout 0.2 seed 7: models `cnn_cropped-seed42`
+    and `cnn_cropped-seed7`) in a sqlite store, as `python -m gz_experiments train` leaves them, with
+    the link the second one printed."""
     folder = tmp_path_factory.mktemp("ui-store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(MLFLOW_TRACKING_URI=uri, GZ_CACHE_DIR=str(folder / "cache"), TF_CPP_MIN_LOG_LEVEL="2")
-    for dropout in ("0.5", "0.2"):
-        tokens = [f"{k}={v}" for k, v in tiny_overrides(synthetic_dir, dropout=dropout).items()]
+    for dropout, seed in (("0.5", "42"), ("0.2", "7")):
+        tokens = [f"{k}={v}" for k, v in tiny_overrides(synthetic_dir, dropout=dropout, seed=seed).items()]
         done = subprocess.run([sys.executable, "-m", "gz_experiments", "train", "cnn_cropped", *tokens],
                               cwd=folder, env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     link = re.search(r"compare the runs: (\S+)", done.stdout)
     assert link, done.stdout[-2000:]
+    assert re.search(r"^\s*model:\s+models:/m-\w+ \(cnn_cropped-seed\d+\)$", done.stdout, re.M), done.stdout[-2000:]
     client = MlflowClient(uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
                               order_by=["metrics.test_rmse ASC"])
@@ -156,14 +158,20 @@ def test_run_page_shows_its_dataset_and_logged_model(ui, store, browser, shots):
     browser.screenshot(shots / "04-run-dataset-and-model.png")
 
 
-def test_models_tab_lists_the_logged_model(ui, store, browser, shots):
+def test_models_tab_lists_the_models_by_what_they_are(ui, store, browser, shots):
     run = store["run"]
     models = store["client"].search_logged_models(experiment_ids=[run.info.experiment_id])
     assert len(models) == 2
+    seeds = {r.info.run_id: r.data.params["seed"] for r in store["runs"]}
+    assert {m.name: seeds[m.source_run_id] for m in models} == {"cnn_cropped-seed42": "42", "cnn_cropped-seed7": "7"}
     browser.open(f"{ui['url']}/#/experiments/{run.info.experiment_id}/models?workflowType=machine_learning")
     text = browser.wait_for_text(*(r.info.run_name for r in store["runs"]), "Source run")
     browser.screenshot(shots / "05-experiment-models.png")
-    assert all(m.name in text for m in models)
+    grid = text[text.index("Source run"):]   # the table: its header row, then one row per model
+    for model in models:   # each row: the model's name beside its source run's name
+        source = next(r.info.run_name for r in store["runs"] if r.info.run_id == model.source_run_id)
+        assert model.name in grid and source in grid, grid[:1500]
+    assert "\nmodel\n" not in grid   # no model is just `model`
     # each model's page: its test RMSE, on the test dataset (not a system metric such as CPU 0 %)
     testing = {i.tags[0].value: i.dataset.name for i in run.inputs.dataset_inputs}["testing"]
     model = next(m for m in models if m.source_run_id == run.info.run_id)

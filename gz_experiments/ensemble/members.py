@@ -3,12 +3,11 @@ experiment (`experiment=… approach=… top_k=…`), each with the training run
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from gz_experiments.errors import GzError
 from gz_experiments.served import serving
 from gz_experiments.served.ensemble import MemberModel
-from gz_experiments.tracking import store
+from gz_experiments.tracking import logged_models, store
 
 SELECTION_METRIC = "best_val_rmse"
 
@@ -33,13 +32,26 @@ def resolve(uris: list[str]) -> list[Member]:
     """Each URI's model downloaded and checked to be this project's, with its training run."""
     if len(uris) < 2:
         raise EnsembleError(f"an ensemble needs at least 2 models; got {uris or 'none'}")
-    if len(set(uris)) < len(uris):
-        raise EnsembleError(f"models lists a model twice: {', '.join(uris)}")
+    resolved = [_resolved(uri) for uri in uris]
+    twice = {uri for uri in resolved if resolved.count(uri) > 1}
+    if twice:
+        given = ", ".join(u for u, r in zip(uris, resolved) if r in twice)
+        raise EnsembleError(f"models lists a model twice: {given} (each member must be another model)")
     members = []
-    for uri in uris:
+    for uri in resolved:
         run = _run_of(uri)
         members.append(Member(_download(uri, run.info.run_id if run else None), run))
     return members
+
+
+def _resolved(uri: str) -> str:
+    """`runs:/<run_id>/model` as the run's one model (`models:/<model_id>`); other URIs as given."""
+    try:
+        return logged_models.resolve(uri)
+    except logged_models.RunModelError as error:
+        raise EnsembleError(f"model {uri!r}: {error}") from None
+    except store.ReadError as error:
+        raise EnsembleError(f"model {uri!r} cannot be loaded ({error})") from None
 
 
 def _download(uri: str, run_id: str | None) -> MemberModel:
@@ -47,8 +59,8 @@ def _download(uri: str, run_id: str | None) -> MemberModel:
         folder = store.download(uri)
         conf = store.pyfunc_conf(folder)
     except store.ReadError as error:
-        raise EnsembleError(f"model {uri!r} cannot be loaded ({error}); give runs:/<run_id>/model, "
-                            f"models:/<name>@<alias> or models:/<name>/<version>") from None
+        raise EnsembleError(f"model {uri!r} cannot be loaded ({error}); give models:/<model_id>, "
+                            f"runs:/<run_id>/model, models:/<name>@<alias> or models:/<name>/<version>") from None
     loader = serving.loader_of(conf.get("loader_module"))
     if loader is None:
         raise EnsembleError(f"model {uri!r} was not logged by gz-experiments; give models this project trained")
@@ -64,32 +76,41 @@ def _run_of(uri: str):
 
 
 def best_runs(experiment: str, approach: str, top_k: int, fingerprint: str | None = None) -> list[str]:
-    """`runs:/<id>/model` of the `top_k` finished runs of `approach` with the lowest validation RMSE
-    (`best_val_rmse`); they must share one data fingerprint (same data, split and preprocessing)."""
+    """`models:/<model_id>` of the `top_k` finished training runs of `approach` with the lowest
+    validation RMSE (`best_val_rmse`); they must share one data fingerprint (same data, split and
+    preprocessing). Sweep trials are not among them: a trial trains briefly and is pruned or kept by
+    its study; give a trial's model by its URI to use it."""
     experiment_id = store.experiment_id(experiment)
     if experiment_id is None:
         raise EnsembleError(f"experiment {experiment!r} does not exist; give the name the UI shows")
     where = f"tags.approach = '{approach}' AND attributes.status = 'FINISHED'"
     if fingerprint:
         where += f" AND params.data_fingerprint = '{fingerprint}'"
-    runs = [r for r in store.find_runs(where, [experiment_id], order_by=[f"metrics.{SELECTION_METRIC} ASC"])
-            if SELECTION_METRIC in r.data.metrics and _has_model(r)][:top_k]
-    if len(runs) < top_k:
-        raise EnsembleError(f"experiment {experiment!r} has {len(runs)} finished {approach} runs with a model and "
-                            f"{SELECTION_METRIC}{' on data ' + fingerprint if fingerprint else ''}; "
-                            f"top_k={top_k} needs {top_k}")
-    prints = {r.data.params.get("data_fingerprint") for r in runs}
+    found = store.find_runs(where, [experiment_id], order_by=[f"metrics.{SELECTION_METRIC} ASC"])
+    chosen = []
+    for run in found:
+        if len(chosen) == top_k:
+            break
+        model = _model_of(run) if SELECTION_METRIC in run.data.metrics and not logged_models.is_trial(run) else None
+        if model is not None:
+            chosen.append((run, model))
+    if len(chosen) < top_k:
+        raise EnsembleError(f"experiment {experiment!r} has {len(chosen)} finished {approach} training runs (sweep "
+                            f"trials aside) with a model and {SELECTION_METRIC}"
+                            f"{' on data ' + fingerprint if fingerprint else ''}; top_k={top_k} needs {top_k}")
+    prints = {run.data.params.get("data_fingerprint") for run, _ in chosen}
     if len(prints) > 1:
-        listed = "; ".join(f"{r.info.run_name} {r.data.params.get('data_fingerprint')}" for r in runs)
+        listed = "; ".join(f"{r.info.run_name} {r.data.params.get('data_fingerprint')}" for r, _ in chosen)
         raise EnsembleError(f"the {top_k} best {approach} runs were trained on different data or splits ({listed}); "
                             f"pass data_fingerprint=<one of them> to choose among runs on the same data")
-    return [f"runs:/{r.info.run_id}/model" for r in runs]
+    return [model for _, model in chosen]
 
 
-def _has_model(run) -> bool:
-    """A run that logged no model (a diverged or pruned trial) can't be a member."""
+def _model_of(run) -> str | None:
+    """The run's one model as `models:/<model_id>`; None for a run that logged none (a diverged
+    training) or whose model is not whole."""
     try:
-        store.download(f"runs:/{run.info.run_id}/model/MLmodel")
-    except store.ReadError:
-        return False
-    return True
+        model = logged_models.one_model(run.info.run_id)
+    except (logged_models.RunModelError, *store.ReadError):
+        return None
+    return f"models:/{model.model_id}" if model.status.name == "READY" else None

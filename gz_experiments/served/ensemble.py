@@ -62,9 +62,9 @@ def save_model(path, mlflow_model: Model, members: list[MemberModel], weights=No
     mlflow_model.save(str(path / "MLmodel"))
 
 
-def log(members: list[MemberModel], name: str = "model", weights=None) -> ModelInfo:
-    """The ensemble (with its blend `weights`, or the plain mean) as a model of the active run;
-    `runs:/<run_id>/model` loads it."""
+def log(members: list[MemberModel], name: str, weights=None) -> ModelInfo:
+    """The ensemble (with its blend `weights`, or the plain mean) as a model `name` of the active
+    run; `models:/<model_id>` and `runs:/<run_id>/<name>` load it."""
     return Model.log(None, name=name, flavor=sys.modules[__name__], flavor_name="python_function",
                      members=members, weights=weights, validate_serving_input=False, step=serving.UNTIED_STEP)
 

@@ -23,6 +23,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from gz_experiments import tree
 from gz_experiments.errors import ConfigError, GzError
 from gz_experiments.served.predictor import Predictor
+from gz_experiments.tracking import logged_models
 
 PREPROCESSING = "preprocessing.json"
 # Loader modules whose `_load_pyfunc` gives a predictor: one network, or an ensemble averaging several.
@@ -92,9 +93,9 @@ def save_model(path, mlflow_model: Model, predictor: Predictor, input_example_jp
 UNTIED_STEP = -1
 
 
-def log(predictor: Predictor, name: str = "model", input_example_jpeg: bytes | None = None) -> ModelInfo:
-    """The model as an MLflow 3 LoggedModel of the active run (the experiment's Models tab, with the
-    run's parameters); `runs:/<run_id>/<name>` and `models:/<model_id>` load it."""
+def log(predictor: Predictor, name: str, input_example_jpeg: bytes | None = None) -> ModelInfo:
+    """The model as an MLflow 3 LoggedModel `name` of the active run (the experiment's Models tab,
+    with the run's parameters); `models:/<model_id>` and `runs:/<run_id>/<name>` load it."""
     return Model.log(None, name=name, flavor=sys.modules[__name__], flavor_name="keras", predictor=predictor,
                      input_example_jpeg=input_example_jpeg, step=UNTIED_STEP,
                      validate_serving_input=False)   # loading it back costs seconds; tests serve it instead
@@ -136,18 +137,22 @@ def load_predictor(model_uri: str):
 
     Loaded through this module's own hook: pyfunc's wrapper has no `get_raw_model` for a
     loader-module model, and would put the model's copy of the package on sys.path.
-    A URI that names no model of this project, or a model whose files are damaged, is a
-    ConfigError (one line from the CLI). The download is removed once the model is in memory."""
+    `runs:/<run_id>/model` is the run's one model, whatever its name. A URI that names no model
+    of this project, or a model whose files are damaged, is a ConfigError (one line from the CLI).
+    The download is removed once the model is in memory."""
     with tempfile.TemporaryDirectory(prefix="gz-model-") as folder:
         try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder))
+            resolved = logged_models.resolve(model_uri)
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=resolved, dst_path=folder))
             conf = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
             loader = loader_of(conf.get("loader_module"))
             if loader is None:
                 raise MlflowException(f"{model_uri} was not logged by gz-experiments (no {__name__} loader)")
+        except logged_models.RunModelError as error:   # a run with no model, or several
+            raise ConfigError(f"model_uri {model_uri!r}: {error}") from None
         except (MlflowException, OSError) as error:   # unknown run, missing path, not our model
-            raise ConfigError(f"model_uri {model_uri!r} cannot be loaded ({error}); "
-                              f"give runs:/<run_id>/model of a training run") from None
+            raise ConfigError(f"model_uri {model_uri!r} cannot be loaded ({error}); give models:/<model_id> "
+                              f"(printed after training), runs:/<run_id>/model or models:/<name>@<alias>") from None
         try:
             return importlib.import_module(loader)._load_pyfunc(str(local / conf.get("data", "data")))
         except DamagedModelError as error:

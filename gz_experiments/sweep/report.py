@@ -7,7 +7,7 @@ import tempfile
 import warnings
 
 from gz_experiments.config import flat_params, override
-from gz_experiments.tracking import store
+from gz_experiments.tracking import logged_models, store
 from gz_experiments.sweep.options import SweepOptions
 from gz_experiments.sweep.study import safe_url
 from gz_experiments.sweep.trial import param_key
@@ -60,7 +60,7 @@ def summarize(rec, study, config) -> dict:
 
 def copy_model(rec, run_id: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        rec.folder(store.download(f"runs:/{run_id}/model", into=tmp), "best_model")
+        rec.folder(store.download(logged_models.uri_of_run(run_id), into=tmp), "best_model")
 
 
 def test_metrics(study, best, config) -> dict[str, float]:
@@ -74,7 +74,7 @@ def test_metrics(study, best, config) -> dict[str, float]:
         return recorded["metrics"]
     best_config = override(config, best.params)
     data = prepare(best_config.data, progress=False)
-    predictor = load_predictor(f"runs:/{best.user_attrs['mlflow_run_id']}/model")
+    predictor = load_predictor(logged_models.uri_of_run(best.user_attrs["mlflow_run_id"]))
     metrics = evaluate_split(predictor, data.test.images, data.test.labels, best_config.tta)
     study.set_user_attr(TEST_RECORD, {"trial": best.number, "metrics": metrics})
     return metrics

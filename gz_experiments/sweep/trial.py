@@ -106,12 +106,14 @@ def check_converged(hook: PruningHook, best_val_rmse: float) -> None:
 
 
 def tag_trial(rec, trial, study_name: str) -> None:
-    """Link the Optuna trial and its MLflow run both ways (a retry also names the dead trial)."""
+    """Link the Optuna trial and its MLflow run both ways (a retry also names the dead trial). The
+    run's trial number also names the model it logs (`trial-<number>`)."""
+    from gz_experiments.tracking.logged_models import TRIAL_TAG
     trial.set_user_attr("mlflow_run_id", rec.run_id)
     trial.set_user_attr("mlflow_parent_run_id", rec.parent_run_id)
     trial.set_user_attr("worker", WORKER)
     trial.set_user_attr("worker_pid_space", PID_SPACE)
     frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
     retry_of = frozen.system_attrs.get("failed_trial")
-    rec.tags({"trial_number": trial.number, "study_name": study_name, "trial_state": "running",
+    rec.tags({TRIAL_TAG: trial.number, "study_name": study_name, "trial_state": "running",
               "worker": WORKER, **({"retry_of_trial": retry_of} if retry_of is not None else {})})

@@ -6,7 +6,7 @@ a runs-table state as the experiment tag `mlflow.sharedViewState.<key>` and rest
 `?viewStateShareKey=<key>` (the JS bundle: search facets `orderByKey`, `orderByAsc`, … and UI state
 `selectedColumns`, … merged over its defaults; a column is `metrics.\\`test_rmse\\``). So each command
 refreshes one such view, sorted by test RMSE with the scores and the parameters that differ as
-columns, and prints a link that opens it.
+columns, and prints a link that opens it — and the URI of each model the command logged.
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import os
 
 import mlflow
 from mlflow import MlflowClient
+
+from gz_experiments.tracking import logged_models
 
 UI_ADDRESS = "http://127.0.0.1:5000"   # what `mlflow ui` (and `gz-experiments ui`) listens on
 VIEW_KEY = "gz-compare"
@@ -89,3 +91,30 @@ def last_run_links() -> tuple[str, str, str] | None:
     except Exception:   # the links are a convenience: a store that went away must not fail the command
         view = comparison_link(run.info.experiment_id)
     return run.info.run_id, run_link(run.info.experiment_id, run.info.run_id), view
+
+
+def model_lines(run_id: str) -> list[str]:
+    """`  model: models:/<model_id> (<name>)` for the model the run logged; for a parent that logged
+    none, its children's (a report's, a seeds run's) or a sweep's best trial's. The URI is what
+    `mlflow models serve -m` and `mlflow.pyfunc.load_model` take. Empty when there is none or the
+    store can't say (the lines are a convenience: they never fail the command)."""
+    try:
+        client = MlflowClient()
+        models = _models_behind(client, client.get_run(run_id))
+    except Exception:
+        return []
+    return [f"  {'model:':<17} models:/{m.model_id} ({m.name})" for m in models]
+
+
+def _models_behind(client: MlflowClient, run) -> list:
+    run_id = run.info.run_id
+    own = logged_models.of_run(run_id, client)
+    if own:
+        return own
+    best = run.data.tags.get("best_run_id")   # a sweep's parent: its best trial
+    if best:
+        return logged_models.of_run(best, client)
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'",
+                                  max_results=100, order_by=["attributes.start_time ASC"])
+    return [m for child in children if not logged_models.is_trial(child)
+            for m in logged_models.of_run(child.info.run_id, client)]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import mlflow
 
-from gz_experiments.tracking import datasets, experiment, links, metric_groups, registry, runs, run_notes
+from gz_experiments.tracking import (datasets, experiment, links, logged_models, metric_groups, registry, runs,
+                                     run_notes)
 
 # Keras' history keys -> the per-epoch metric names (the contract with sweeps, reports and the UI).
 KERAS_TO_METRIC = runs.KERAS_TO_METRIC
@@ -140,14 +141,19 @@ class Recorder:
 
     # ---- the model -------------------------------------------------------------------------------
 
-    def model(self, predictor, input_example_jpeg: bytes | None = None, name: str = "model") -> str:
-        """The trained network as a LoggedModel of this run; its id (results logged next are tied to it)."""
+    def model(self, predictor, config, input_example_jpeg: bytes | None = None) -> str:
+        """The trained network as a LoggedModel of this run, named for what it is (`galaxy_cnn-seed1`,
+        or `trial-7` in a sweep's trial run); its id (results logged next are tied to it)."""
         from gz_experiments.served import serving
+        trial = mlflow.get_run(self.run_id).data.tags.get(logged_models.TRIAL_TAG)
+        name = logged_models.model_name(config, trial=int(trial) if trial is not None else None)
         self.model_id = serving.log(predictor, name=name, input_example_jpeg=input_example_jpeg).model_id
         return self.model_id
 
-    def ensemble_model(self, members, name: str = "model", weights=None) -> str:
+    def ensemble_model(self, members, weights=None) -> str:
+        """The ensemble as a LoggedModel of this run, `ensemble-<k>-members`; its id."""
         from gz_experiments.served import ensemble
+        name = logged_models.model_name(members=len(members))
         self.model_id = ensemble.log(members, name=name, weights=weights).model_id
         return self.model_id
 

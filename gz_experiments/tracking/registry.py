@@ -11,7 +11,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from gz_experiments.tracking import datasets, races
+from gz_experiments.tracking import datasets, logged_models, races
 
 CHAMPION = "champion"
 TEST_RMSE_TAG, TEST_DATA_TAG = "test_rmse", "test_data_digest"
@@ -51,7 +51,7 @@ def register(name: str, run_id: str, test_rmse: float | None, model_id: str | No
     if already.startswith(f"{name}/"):   # another sweep worker, or a resumed study, registered it
         print(f"the model of run {run_id} is already {name} version {already.split('/')[-1]}")
         return already.split("/")[-1], False, "already registered"
-    model_id = model_id or logged_model_id(client, run_id)
+    model_id = model_id or logged_models.one_model(run_id, client).model_id
     test_data = datasets.testing_digest(run_id)
     tags = {TEST_DATA_TAG: test_data or "none", "source_run_id": run_id,
             **({TEST_RMSE_TAG: f"{test_rmse:.6g}"} if test_rmse is not None else {})}
@@ -113,12 +113,3 @@ def holder_of(client: MlflowClient, name: str) -> Standing | None:
     except MlflowException:   # no alias yet
         return None
     return standing(version)
-
-
-def logged_model_id(client: MlflowClient, run_id: str, name: str = "model") -> str:
-    experiment_id = client.get_run(run_id).info.experiment_id
-    models = client.search_logged_models(experiment_ids=[experiment_id],
-                                         filter_string=f"name = '{name}' AND source_run_id = '{run_id}'")
-    if not models:
-        raise MlflowException(f"run {run_id} has no logged model named {name!r} to register")
-    return models[0].model_id
