@@ -1,10 +1,9 @@
 """`gz-experiments` — thin commands over the library; MLproject's entry points call these.
 
-This module only dispatches: each command's options are a dataclass beside it, read by `options.parse`
-from `key=value` or `--key value` (what `mlflow run -P` appends); train and baseline take the training
-config's fields (`config.override`). A user error (`GzError`) is one line `error: …` and exit status 2,
-also recorded on the run `mlflow run` made; Ctrl-C is one line and exit status 130; any other exception
-is a bug and keeps its traceback.
+Only dispatches: a command's options are a dataclass beside it, read by `options.parse` from `key=value`
+or `--key value` (what `mlflow run -P` appends); train and baseline take the training config's fields.
+A user error (`GzError`) is one line `error: …` and exit status 2, also recorded on the run `mlflow run`
+made; Ctrl-C is one line and exit status 130; any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -50,11 +49,8 @@ def _load(reference: str):
 def run(name: str, tokens: list[str]) -> None:
     """Parse the command's options (an error names them before any work), run it, show its run's links."""
     command = COMMANDS[name]
-    if command.options is TRAINING:
-        _load(command.run)(tokens)
-    else:
-        options = parse(_load(command.options), parse_overrides(tokens), name)
-        _load(command.run)(options)
+    options = tokens if command.options is TRAINING else parse(_load(command.options), parse_overrides(tokens), name)
+    _load(command.run)(options)
     if command.links:
         _print_links()
 
@@ -70,8 +66,7 @@ def _print_links() -> None:
 
 
 def usage() -> str:
-    lines = [__doc__.splitlines()[0], "", "usage: gz-experiments COMMAND [key=value …]", "",
-             "COMMAND --help lists a command's options.", ""]
+    lines = [__doc__.splitlines()[0], "", "usage: gz-experiments COMMAND [key=value …]   (COMMAND --help)", ""]
     lines += [f"  {name:<10} {command.summary}" for name, command in COMMANDS.items()]
     return "\n".join(lines)
 
