@@ -170,9 +170,9 @@ def parse_value(name: str, raw, hint):
 
 def _check(name: str, value) -> None:
     if name in CHOICES and value not in CHOICES[name]:
-        raise ConfigError(f"parameter {name!r} must be one of {', '.join(CHOICES[name])}; got {value!r}")
+        raise ConfigError.not_a_choice(name, CHOICES[name], value)
     if name in AT_LEAST_ONE and value is not None and value < 1:
-        raise ConfigError(f"parameter {name!r} must be at least 1, got {value}")
+        raise ConfigError.too_small(name, 1, value)
     if name == "crop" and value is not None and value > FRAME:
         raise ConfigError(f"parameter 'crop' must be within the {FRAME}-pixel frame (1..{FRAME}, or none for "
                           f"the whole frame), got {value}")

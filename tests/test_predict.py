@@ -16,8 +16,8 @@ from gz_experiments import tree
 from gz_experiments.served import serving
 from gz_experiments.config import ConfigError
 from gz_experiments.data.source import DataError
-from gz_experiments.cli import cmd_predict
-from gz_experiments.commands.predict import predict
+from gz_experiments.commands.predict import PredictOptions, predict
+from gz_experiments.options import parse, parse_overrides
 
 TEST_FOLDER = "images_test_rev1"
 
@@ -127,14 +127,14 @@ def test_skip_bad_images_warns_lists_them_and_predicts_the_rest(model_dir, data_
 
 
 @pytest.mark.parametrize("tokens, message", [
-    (["images=x"], "missing \\['model_uri'\\]"),
-    (["model_uri=m", "images=x", "colour=red"], "unknown \\['colour'\\]"),
+    (["images=x"], "predict: missing 'model_uri'"),
+    (["model_uri=m", "images=x", "colour=red"], "predict: unknown parameter 'colour'"),
     (["model_uri=m", "images=x", "batch_size=0"], "'batch_size' must be at least 1"),
     (["model_uri=m", "images=x", "tta=maybe"], "'tta' must be true or false"),
 ])
 def test_bad_options_are_clear_errors(tokens, message):
     with pytest.raises(ConfigError, match=message):
-        cmd_predict(tokens)
+        parse(PredictOptions, parse_overrides(tokens), "predict")
 
 
 def test_an_unusable_out_fails_before_anything_is_predicted(model_dir, synthetic_dir, tmp_path):

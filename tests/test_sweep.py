@@ -331,7 +331,7 @@ def test_hyperband_pruner_and_time_budget_are_options(tmp_path):
     assert options.trial_minutes == 7.5
     assert describe(options)["pruner_config"].startswith("HyperbandPruner(min_resource=2")
     assert parse_options({"trial_minutes": "none"})[0].trial_minutes is None
-    with pytest.raises(ConfigError, match="'trial_minutes' must be positive minutes"):
+    with pytest.raises(ConfigError, match="'trial_minutes' must be more than 0"):
         parse_options({"trial_minutes": "0"})
 
 

@@ -3,12 +3,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from gz_experiments.config import TrainConfig
-from gz_experiments.data.dataset import select, split_frame
+from gz_experiments.config import TrainConfig, override
+from gz_experiments.data.dataset import select, split_frame, with_data_folder
 from gz_experiments.scoring import score
 from gz_experiments.tracking.recorder import recording
 
 SPLIT_PARAMS = ("n_train", "n_val", "n_test", "split_seed")
+
+
+def run(tokens: list[str]) -> None:
+    """`gz-experiments baseline [key=value …]`: training's parameters (cnn_cropped's defaults) choose
+    the data and split; prints the scores."""
+    import experiments
+    from gz_experiments.commands import print_metrics
+    from gz_experiments.options import parse_overrides
+    from gz_experiments.tracking.preflight import check_writable_places
+    config = override(experiments.load("cnn_cropped").CONFIG, parse_overrides(tokens))
+    check_writable_places(config.tracking.experiment)
+    print_metrics(baseline(with_data_folder(config)))
 
 
 def baseline(config: TrainConfig) -> dict[str, float]:

@@ -23,7 +23,27 @@ from gz_experiments.data.images import ImageError
 from gz_experiments.progress import Progress
 from gz_experiments.data.source import _IMAGE_NAME, TEST_IMAGES, DataError, ImageStore, _examples
 from gz_experiments.errors import ConfigError
-from gz_experiments.served.serving import load_predictor
+from gz_experiments.options import option
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """A submission CSV: GalaxyID + the 37 columns, one row per image."""
+    model_uri: str = option(help="runs:/<run id>/model, models:/<name>/<version>, models:/<name>@champion or a folder")
+    images: str = option(help="images_test_rev1/, images_test_rev1.zip, or the data_dir holding one")
+    out: str = option("submission.csv", "the CSV written (whole, then renamed into place)")
+    tta: bool = option(False, "predict the mean over 8 dihedral views (8 times the work)")
+    batch_size: int = option(500, "images decoded and predicted at a time", min=1)
+    skip_bad_images: bool = option(False, "predict the rest; unreadable images listed in <out>.errors.csv")
+
+
+def run(options: PredictOptions) -> None:
+    """`gz-experiments predict`: once the places results go are writable."""
+    from gz_experiments.tracking.preflight import check_writable_places
+    check_writable_places(None)
+    predict(options.model_uri, options.images, options.out, tta=options.tta, batch_size=options.batch_size,
+            skip_bad_images=options.skip_bad_images)
+
 
 @dataclass
 class Predictions:
@@ -157,6 +177,7 @@ def predict(model_uri: str, images: str, out: str = "submission.csv", *, tta: bo
     """Predict every image into a submission CSV, logged as an artifact of a `predict` MLflow run.
     The output path, the images and the model are checked before the run starts: a wrong one
     leaves no FAILED run behind."""
+    from gz_experiments.served.serving import load_predictor   # TensorFlow loads here
     from gz_experiments.tracking.recorder import recording
     out_path = writable_output(out)   # before any image: a bad path must not cost a whole prediction
     store = open_images(images)   # before the model: a wrong path fails in a second

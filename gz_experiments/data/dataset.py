@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gz_experiments import tree
-from gz_experiments.config import DataConfig
+from gz_experiments.config import DataConfig, override
 from gz_experiments.data.cache import cache_root, load_or_build
 from gz_experiments.data.source import Source, open_source
 from gz_experiments.data.split import SPLITS, split_ids
@@ -95,3 +95,14 @@ def _split(ids: np.ndarray, images: np.ndarray, source: Source, bad: dict[int, s
         good = np.array([int(i) not in bad for i in ids], dtype=bool)
         ids, images = ids[good], np.asarray(images[good])
     return Split(ids, images, source.labels.loc[ids].to_numpy(np.float32))
+
+
+def with_data_folder(config):
+    """A training config whose `data_dir=synthetic` (the built-in data set) is generated (once, into
+    the cache) and named by its folder, so the library is handed a folder like any other; says so."""
+    if config.data.data_dir != SYNTHETIC:
+        return config
+    data = config.data
+    print(f"data: the built-in synthetic set ({(data.n_train or 8000) + data.n_val + data.n_test} generated galaxies, "
+          f"not the competition's); give data_dir=<folder> for real data")
+    return override(config, data_dir=str(resolve_data_dir(config.data)))

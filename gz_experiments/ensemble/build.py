@@ -17,6 +17,14 @@ from gz_experiments.scoring import score
 from gz_experiments.tracking.recorder import Recorder, recording
 
 
+def command(options: EnsembleOptions) -> None:
+    """`gz-experiments ensemble`: once the places results go are writable; prints the scores."""
+    from gz_experiments.commands import print_metrics
+    from gz_experiments.tracking.preflight import check_writable_places
+    check_writable_places(options.experiment)
+    print_metrics(ensemble(options))
+
+
 def ensemble(options: EnsembleOptions, progress: bool = True) -> dict[str, float]:
     """Resolve and check the members before loading any network, then score and log the ensemble."""
     uris = list(options.models) or chosen.best_runs(options.experiment, options.approach, options.top_k,

@@ -53,7 +53,7 @@ class ModelConfig:
 
 def get(name: str) -> Architecture:
     if name not in ARCHITECTURES:
-        raise ConfigError(f"parameter 'architecture' must be one of {', '.join(ARCHITECTURES)}; got {name!r}")
+        raise ConfigError.not_a_choice("architecture", ARCHITECTURES, name)
     return ARCHITECTURES[name]
 
 

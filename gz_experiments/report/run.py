@@ -13,6 +13,13 @@ from gz_experiments.report.runs import CONFIG_HASH_TAG, DATA_TAG, RUN_TAG, Repor
 LABEL_TAG = "report_label"
 
 
+def command(options: ReportOptions) -> None:
+    """`gz-experiments report`: once the places results go are writable; prints the table."""
+    from gz_experiments.tracking.preflight import check_writable_places
+    check_writable_places(options.fixed.get("experiment"))
+    print(report(options, dict(options.fixed))["summary"])
+
+
 def report(options: ReportOptions, fixed: dict[str, str]) -> dict:
     """Train (or reuse) every approach, then log the table and figures on the parent run."""
     from gz_experiments.report import publish

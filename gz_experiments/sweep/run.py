@@ -8,10 +8,34 @@ import time
 from gz_experiments.config import ConfigError, override
 from gz_experiments.sweep.options import OPTION_NAMES, SweepOptions
 from gz_experiments.sweep.parent import attach, finish, interrupted
-from gz_experiments.sweep.report import log_setup, summarize
+from gz_experiments.sweep.report import format_summary, log_setup, summarize
 from gz_experiments.sweep.study import describe, open_study
 from gz_experiments.sweep.trial import make_objective
 from gz_experiments.sweep.worker import work
+
+# A sweep trains many models: shorter than an approach's own run unless epochs=… is given.
+SWEEP_EPOCHS = "6"
+
+
+def command(options: SweepOptions) -> None:
+    """`gz-experiments sweep`: once the places results go are writable; prints the study's summary."""
+    from gz_experiments.tracking.preflight import check_writable_places
+    check_writable_places(options.fixed.get("experiment"))
+    fixed = _with_data_folder(options.approach, {"epochs": SWEEP_EPOCHS, **options.fixed})
+    print(format_summary(sweep(options, fixed), options))
+
+
+def _with_data_folder(approach: str, fixed: dict[str, str]) -> dict[str, str]:
+    """`data_dir=synthetic` generated once here, so that every trial (and worker) reads its folder."""
+    import experiments
+
+    from gz_experiments.data.dataset import with_data_folder
+    try:
+        config = override(experiments.load(approach).CONFIG, fixed)
+    except ConfigError:   # sweep() reports it, listing the sweep options too
+        return fixed
+    resolved = with_data_folder(config).data.data_dir
+    return fixed if resolved == config.data.data_dir else {**fixed, "data_dir": resolved}
 
 
 def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_space: dict | None = None) -> dict:
