@@ -108,6 +108,8 @@ def test_ensemble_of_uris_is_scored_beside_its_members_and_loads_as_a_model(in_w
     assert _logged_model(run).name == "ensemble-2-members"
     assert [_logged_model(r).name for r in members] == ["cnn_cropped-seed1", "cnn_cropped-seed2"]
     assert run.data.params["members"] == ",".join(f"models:/{_logged_model(r).model_id}" for r in members)
+    assert _logged_model(run).tags["mlflow.note.content"].startswith(
+        f"Ensemble of 2 models: {run.data.params['members'].replace(',', ', ')}")
     answer = mlflow.pyfunc.load_model(f"models:/{_logged_model(run).model_id}").predict(request)
     singles = [mlflow.pyfunc.load_model(f"models:/{_logged_model(r).model_id}").predict(request).to_numpy()
                for r in members]

@@ -50,6 +50,10 @@ def test_a_training_run_and_a_sweep_trial_log_their_models_by_those_names():
     client = mlflow.MlflowClient()
     assert client.get_logged_model(trained).name == "cnn_cropped-seed5"
     assert client.get_logged_model(trial).name == "trial-4"
+    # the Models tab's Description column and the model's page read this note
+    trained_note = client.get_logged_model(trained).tags["mlflow.note.content"]
+    assert trained_note.startswith("cnn_cropped network, seed 5; logged by run 'trained'"), trained_note
+    assert client.get_logged_model(trial).tags["mlflow.note.content"].startswith("Sweep trial 4's cnn_cropped")
     run_id = client.get_logged_model(trained).source_run_id
     # ours: the run's one model; MLflow's own: the model's id, or the run and the model's name
     assert logged_models.resolve(f"runs:/{run_id}/model") == f"models:/{trained}"

@@ -34,6 +34,25 @@ def model_name(config=None, *, trial: int | None = None, members: int | None = N
     return f"{name}-refit" if config.data.refit else name
 
 
+def description(config, run_id: str, trial=None, members=None) -> str:
+    """What the Models tab's Description column and a model's page say about it."""
+    run_name = MlflowClient().get_run(run_id).info.run_name
+    if members is not None:
+        what = f"Ensemble of {len(members)} models: {', '.join(m.uri for m in members)}"
+    elif trial is not None:
+        what = f"Sweep trial {trial}'s {config.approach} network (seed {config.seed})"
+    else:
+        refit = ", refit on train + validation" if config.data.refit else ""
+        what = f"{config.approach} network, seed {config.seed}{refit}"
+    return (f"{what}; logged by run '{run_name}' ({run_id}). Its test RMSE is logged against the "
+            "test dataset; the run's page has its parameters, curves and figures.")
+
+
+def describe(model_id: str, text: str) -> None:
+    """A LoggedModel's description: the note the MLflow UI shows for it."""
+    MlflowClient().set_logged_model_tags(model_id, {"mlflow.note.content": text})
+
+
 def of_run(run_id: str, client: MlflowClient | None = None) -> list:
     """The LoggedModels `run_id` logged (any status), oldest first."""
     client = client or MlflowClient()

@@ -148,6 +148,7 @@ class Recorder:
         trial = mlflow.get_run(self.run_id).data.tags.get(logged_models.TRIAL_TAG)
         name = logged_models.model_name(config, trial=int(trial) if trial is not None else None)
         self.model_id = serving.log(predictor, name=name, input_example_jpeg=input_example_jpeg).model_id
+        logged_models.describe(self.model_id, logged_models.description(config, self.run_id, trial))
         return self.model_id
 
     def ensemble_model(self, members, weights=None) -> str:
@@ -155,6 +156,7 @@ class Recorder:
         from gz_experiments.served import ensemble
         name = logged_models.model_name(members=len(members))
         self.model_id = ensemble.log(members, name=name, weights=weights).model_id
+        logged_models.describe(self.model_id, logged_models.description(None, self.run_id, members=members))
         return self.model_id
 
     def register(self, name: str, test_rmse: float | None, model_id: str | None = None,
