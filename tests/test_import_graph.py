@@ -73,3 +73,18 @@ def test_the_sweep_modules_import_in_one_direction():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+
+
+def test_only_tracking_and_the_served_model_import_mlflow():
+    """How a run looks in MLflow is decided in `tracking/`; the served model's modules are MLflow
+    flavours. Everything else records through them (deferred imports counted too)."""
+    owners = ("gz_experiments.tracking", "gz_experiments.served")
+    importers = set()
+    for module, path in module_files().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            if any(n == "mlflow" or n.startswith("mlflow.") for n in names):
+                importers.add(module)
+    assert importers, "the scan found no MLflow import at all: it reads nothing"
+    assert sorted(m for m in importers if not m.startswith(owners)) == []

@@ -59,6 +59,7 @@ def usable(run_id: str) -> bool:
 def finish(study, options: SweepOptions, parent_id: str, failure: BaseException | None, write) -> dict:
     """Leave the parent: summarized (by `write(recorder)`) and ended as the study's state says."""
     from gz_experiments.tracking import runs, store
+    from gz_experiments.tracking.recorder import into_run
     with ClaimLock(options.storage, options.name):
         done = count(study)[0]
         recorded = study.user_attrs.get(SUMMARY_ATTR)
@@ -68,31 +69,12 @@ def finish(study, options: SweepOptions, parent_id: str, failure: BaseException 
             if store.is_running(parent_id):
                 store.end_run(parent_id, "FINISHED", {})
         elif done >= options.n_trials:
-            summary = on_parent(parent_id, write, None)
+            summary = into_run(parent_id, write, None)
             study.set_user_attr(SUMMARY_ATTR, {"done": done, "summary": summary})
         elif not runs.other_users(parent_id):   # the last one out, the budget unmet
-            summary = on_parent(parent_id, write, failure)
+            summary = into_run(parent_id, write, failure)
         runs.leave_shared(parent_id)
     return summary
-
-
-def on_parent(parent_id: str, write, failure: BaseException | None) -> dict:
-    """`write(recorder)` into the parent, then the parent ended: FINISHED, or FAILED with `failure`."""
-    import mlflow
-
-    from gz_experiments.tracking import runs
-    from gz_experiments.tracking.recorder import Recorder
-    run = mlflow.start_run(run_id=parent_id)
-    try:
-        result = write(Recorder(parent_id, run.info.experiment_id))
-        if failure is not None:
-            runs.record_failure(failure)
-    except BaseException as error:
-        runs.record_failure(error)
-        mlflow.end_run(runs._end_status(error))
-        raise
-    mlflow.end_run("FINISHED" if failure is None else "FAILED")
-    return result
 
 
 def interrupted(options: SweepOptions, parent_id: str, error: BaseException) -> None:

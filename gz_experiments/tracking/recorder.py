@@ -33,6 +33,22 @@ def recording(name: str | None = None, tags: dict | None = None, *, experiment_n
         yield Recorder(run.info.run_id, run.info.experiment_id)
 
 
+def into_run(run_id: str, write, failure: BaseException | None = None):
+    """`write(recorder)` into an existing run (a sweep's shared parent), which is then ended:
+    FINISHED, or FAILED with `failure`; an error inside `write` ends it with that error."""
+    run = mlflow.start_run(run_id=run_id)
+    try:
+        result = write(Recorder(run_id, run.info.experiment_id))
+        if failure is not None:
+            runs.record_failure(failure)
+    except BaseException as error:
+        runs.record_failure(error)
+        mlflow.end_run(runs._end_status(error))
+        raise
+    mlflow.end_run("FINISHED" if failure is None else "FAILED")
+    return result
+
+
 class Recorder:
     """One MLflow run, as the commands write it."""
 
