@@ -53,6 +53,7 @@ CONFIG = override(
 # starve the study. Settled before (see above) and left out: the tree output, global pooling.
 SEARCH_SPACE = {
     "convs_per_stage": Int(1, 2),
+    "views": Categorical((1, 2)),     # 2: the image and its mirror through the same convs (2× compute)
     "filters[0]": Categorical((32, 48)),
     "filters[1]": Categorical((64, 96)),
     "filters[2]": Categorical((128, 192)),
