@@ -93,6 +93,36 @@ def tiny_overrides(data_dir, **more) -> dict[str, str]:
     return {**TINY, "data_dir": str(data_dir), "image_size": "48", **{k: str(v) for k, v in more.items()}}
 
 
+@contextlib.contextmanager
+def module_store(root: Path):
+    """One MLflow store (and image cache) for a module's tests, in `root`, which is also the working
+    folder; the environment and folder are restored afterwards. Yields the tracking URI."""
+    import mlflow
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "GZ_CACHE_DIR")}
+    os.environ.update(MLFLOW_TRACKING_URI=uri, GZ_CACHE_DIR=str(root / "cache"))
+    cwd = os.getcwd()
+    os.chdir(root)
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield uri
+    finally:
+        os.chdir(cwd)
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def one_error_line(capsys, argv) -> str:
+    """A command that fails as a user error: exit 2 and exactly one `error:` line, no traceback."""
+    from gz_experiments import cli
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, err[-3000:]
+    return lines[0]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import os
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import PROJECT_ROOT, command_env, mlflow_run, tiny_overrides
+from conftest import PROJECT_ROOT, command_env, mlflow_run, module_store, tiny_overrides
 
 pytestmark = pytest.mark.slow
 EXPERIMENT = "ensemble-e2e"
@@ -42,19 +41,12 @@ def world(tmp_path_factory, synthetic_dir):
     """One store for the module: two cnn_cropped members on `synthetic_dir`, a cnn_full on other data."""
     from gz_experiments.synthetic import generate
     root = tmp_path_factory.mktemp("ensemble")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "GZ_CACHE_DIR")}
-    os.environ.update(MLFLOW_TRACKING_URI=uri, GZ_CACHE_DIR=str(root / "cache"))
-    cwd = os.getcwd()
-    os.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(EXPERIMENT)
-    other_data = generate(root / "other", 160, seed=11, n_test=2, progress=False)
-    runs = [_train("cnn_cropped", synthetic_dir, **_seed_overrides(i)) for i in (1, 2)]
-    other = _train("cnn_full", other_data, image_size=56)
-    yield {"root": root, "uri": uri, "members": runs, "other": other}
-    os.chdir(cwd)
-    os.environ.update({k: v for k, v in saved.items() if v is not None})
+    with module_store(root) as uri:
+        mlflow.set_experiment(EXPERIMENT)
+        other_data = generate(root / "other", 160, seed=11, n_test=2, progress=False)
+        runs = [_train("cnn_cropped", synthetic_dir, **_seed_overrides(i)) for i in (1, 2)]
+        other = _train("cnn_full", other_data, image_size=56)
+        yield {"root": root, "uri": uri, "members": runs, "other": other}
 
 
 @pytest.fixture

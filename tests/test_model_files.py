@@ -3,7 +3,6 @@ truncated: its logging died) is one line saying it can't be loaded and why, for 
 ensemble and serving (pyfunc); and no command leaves a copy of a model in $TMPDIR."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,9 +11,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from conftest import PROJECT_ROOT, command_env, tiny_overrides
+from conftest import PROJECT_ROOT, command_env, module_store, one_error_line, tiny_overrides
 
-from gz_experiments import cli
 
 pytestmark = pytest.mark.slow
 
@@ -26,22 +24,16 @@ def world(tmp_path_factory, synthetic_dir):
     from gz_experiments.config import override
     from gz_experiments.train import train
     root = tmp_path_factory.mktemp("models")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "GZ_CACHE_DIR")}
-    os.environ.update(MLFLOW_TRACKING_URI=uri, GZ_CACHE_DIR=str(root / "cache"))
-    cwd = os.getcwd()
-    os.chdir(root)
-    mlflow.set_tracking_uri(uri)
-    runs = []
-    for seed in (1, 2):
-        train(override(experiments.load("cnn_cropped").CONFIG, tiny_overrides(synthetic_dir, seed=seed)),
-              progress=False)
-        runs.append(mlflow.last_active_run().info.run_id)
-    # MLflow finds a run's model by its name (ours also take runs:/<run_id>/model: below)
-    whole = Path(mlflow.artifacts.download_artifacts(f"runs:/{runs[0]}/cnn_cropped-seed1", dst_path=str(root / "whole")))
-    yield {"root": root, "uri": uri, "runs": runs, "whole": whole}
-    os.chdir(cwd)
-    os.environ.update({k: v for k, v in saved.items() if v is not None})
+    with module_store(root) as uri:
+        runs = []
+        for seed in (1, 2):
+            train(override(experiments.load("cnn_cropped").CONFIG, tiny_overrides(synthetic_dir, seed=seed)),
+                  progress=False)
+            runs.append(mlflow.last_active_run().info.run_id)
+        # MLflow finds a run's model by its name (ours also take runs:/<run_id>/model: below)
+        whole = Path(mlflow.artifacts.download_artifacts(f"runs:/{runs[0]}/cnn_cropped-seed1",
+                                                         dst_path=str(root / "whole")))
+        yield {"root": root, "uri": uri, "runs": runs, "whole": whole}
 
 
 @pytest.fixture(autouse=True)
@@ -59,15 +51,6 @@ def damaged(request, world, tmp_path) -> Path:
         keras_file = model / "data" / "model.keras"
         keras_file.write_bytes(keras_file.read_bytes()[:1000])
     return model
-
-
-def one_error_line(capsys, argv) -> str:
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err[-3000:]
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err[-3000:]
-    return lines[0]
 
 
 def test_evaluate_of_a_half_written_model_is_one_line(capsys, damaged, synthetic_dir):

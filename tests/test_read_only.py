@@ -6,18 +6,7 @@ from __future__ import annotations
 
 import mlflow
 
-from conftest import read_only_view, tiny_overrides
-
-from gz_experiments import cli
-
-
-def error_line(capsys, argv) -> str:
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err[-3000:]
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err[-3000:]
-    return lines[0]
+from conftest import one_error_line, read_only_view, tiny_overrides
 
 
 def train_argv(data_dir) -> list[str]:
@@ -31,7 +20,7 @@ def test_a_read_only_tracking_database_fails_the_preflight(capsys, monkeypatch, 
         uri = f"sqlite:///{view / 'mlflow.db'}"
         mlflow.set_tracking_uri(uri)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        line = error_line(capsys, train_argv(synthetic_dir))
+        line = one_error_line(capsys, train_argv(synthetic_dir))
         assert f"the MLflow tracking database {view / 'mlflow.db'} cannot be written" in line, line
 
 
@@ -39,6 +28,6 @@ def test_the_artifact_folder_checked_is_that_of_the_runs_experiment(capsys, tmp_
     (tmp_path / "shelf" / "artifacts").mkdir(parents=True)
     with read_only_view(tmp_path / "shelf", tmp_path / "ro") as view:
         mlflow.create_experiment("galaxy-zoo", artifact_location=str(view / "artifacts"))
-        line = error_line(capsys, [*train_argv(synthetic_dir), "experiment=galaxy-zoo"])   # Default's ./mlruns is writable
+        line = one_error_line(capsys, [*train_argv(synthetic_dir), "experiment=galaxy-zoo"])   # Default's ./mlruns is writable
         assert f"the MLflow artifact location {view / 'artifacts'} cannot be written" in line, line
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
