@@ -224,8 +224,12 @@ def this_checkout_in_subprocesses(monkeypatch):
 
 
 TRAINER = """
-import sys, time
+import faulthandler, signal, sys, time
 from pathlib import Path
+faulthandler.register(signal.SIGUSR1, all_threads=True)   # a process that won't stop shows where it is
+# Ctrl-C as in a terminal's foreground: started from a background job (`pytest … &`), the process
+# would inherit SIGINT ignored, and Python keeps it ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 stage, marker = sys.argv[1], Path(sys.argv[2])
 if stage == "cache":      # slow decoding, so the kill lands mid-build
     import gz_experiments.data.cache as cache
@@ -250,6 +254,18 @@ def start_training(data_dir, tmp_path: Path, stage: str, epochs: int) -> tuple[s
     process = subprocess.Popen([sys.executable, "-c", TRAINER, stage, str(tmp_path / f"{stage}.marker"), *args],
                                stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=tmp_path)
     return process, log
+
+
+def exit_status(process: subprocess.Popen, log: Path, timeout: float = 120) -> int:
+    """The process's exit status once it stops; if it doesn't, its threads' stacks and its log."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        process.kill()
+        process.wait()
+        pytest.fail(f"still running {timeout} s after the signal; its stacks and log:\n{log.read_text()[-8000:]}")
 
 
 def run_of(pid: int):
@@ -308,7 +324,7 @@ def test_sigterm_to_training_ends_its_run_killed_with_a_note(synthetic_dir, tmp_
     process, log = start_training(synthetic_dir, tmp_path, "sigterm", epochs=500)
     wait_for(lambda: trained_an_epoch(process.pid), 300, "an epoch to end", process, log, interval=0.05)
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 128 + signal.SIGTERM, log.read_text()[-3000:]
+    assert exit_status(process, log) == 128 + signal.SIGTERM, log.read_text()[-3000:]
     run = run_of(process.pid)
     assert run.info.status == "KILLED"   # main: RUNNING forever
     assert "killed by SIGTERM" in run.data.tags["killed_by"] and "SIGTERM" in run.data.tags[tracking.NOTE]
@@ -320,7 +336,7 @@ def test_ctrl_c_is_one_line_and_ends_the_run_killed(synthetic_dir, tmp_path):
     process, log = start_training(synthetic_dir, tmp_path, "sigint", epochs=500)
     wait_for(lambda: trained_an_epoch(process.pid), 300, "an epoch to end", process, log, interval=0.05)
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=120) == 130, log.read_text()[-3000:]
+    assert exit_status(process, log) == 130, log.read_text()[-3000:]
     output = log.read_text()
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]   # main: ~40 lines
     assert output.rstrip().splitlines()[-1] == "interrupted (Ctrl-C): train stopped"
