@@ -179,6 +179,10 @@ stop() {
   if [ -z "$KEEP_DB" ] && managed_db && [ -f "$PGDATA/postmaster.pid" ]; then
     as_owner "$(pg_bin pg_ctl)" -D "$PGDATA" -m fast -w stop >/dev/null && echo "PostgreSQL stopped"
   fi
+  # PostgreSQL removes its socket when it stops; the short folder made for it goes too (never a stray in /tmp)
+  if [ -d "$SOCKET_DIR" ] && ! { managed_db && [ -f "$PGDATA/postmaster.pid" ]; }; then
+    rmdir "$SOCKET_DIR" 2>/dev/null || true
+  fi
 }
 
 status() {

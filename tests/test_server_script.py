@@ -41,7 +41,15 @@ def test_a_failed_start_leaves_no_postgresql_running(failure):
         assert "PostgreSQL running" not in status.stdout, status.stdout
         assert not (folder / "postgres" / "data" / "postmaster.pid").exists()
         assert (f"port {port}" if failure == "port taken" else "mlflow server exited") in done.stderr, done.stderr
+        assert script(folder, "stop").returncode == 0
+        assert not socket_folder(folder).exists(), "stop left PostgreSQL's socket folder in /tmp"
     finally:
         squatter.close()
         script(folder, "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def socket_folder(folder: Path) -> Path:
+    """Where the script puts PostgreSQL's socket: a short folder in /tmp named after `--dir`."""
+    checksum = subprocess.run(["cksum"], input=str(folder.resolve()), capture_output=True, text=True, check=True)
+    return Path(f"/tmp/gz-mlflow-pg-{checksum.stdout.split()[0]}")
