@@ -45,12 +45,13 @@ CONFIG = override(
 #   one conv per stage, 40 epochs                          0.0946 / 0.0937    477 s (idle)
 #   two convs per stage, 40 epochs: CONFIG, seed 1         0.0923 / 0.0908  2,005 s (val 0.0925, best epoch 37)
 #   CONFIG, seed 2                                         0.0928 / 0.0914  1,129 s
+#   CONFIG, seed 3 (idle machine)                          0.0913 / 0.0904    560 s
 #   views=2, 30 epochs, seed 3                             0.0913 / 0.0906  1,220 s (2× compute per epoch)
 #   image_size=80 crop=240, 20 epochs                      0.0963 / 0.0951    477 s (idle)
 #   refit=true (train + validation), 37 epochs             0.0917 / 0.0907  1,765 s
 # The longer schedule gains 0.0036 with TTA, the second conv per stage 0.0029 more. Two views tie
-# with one (inside the 0.0006 between two seeds) at twice the cost; refitting buys nothing
-# measurable. Ensembles of these gain ≤ 0.0005 (docs/results.md).
+# with one (inside the 0.001 between seeds) at twice the cost; refitting buys nothing
+# measurable. Ensembles of these gain ≤ 0.0005 (four members: 0.0899; docs/results.md).
 
 # Where a bigger budget may pay at ~6,000 training galaxies (the issue "a stronger galaxy model
 # within one hour"): depth and width of each stage, input resolution and crop, regularisation
