@@ -9,7 +9,8 @@ from gz_experiments.options import option
 @dataclass(frozen=True)
 class EvaluateOptions:
     """Score a logged model on every labelled galaxy of a folder."""
-    model_uri: str = option(help="runs:/<run id>/model, models:/<name>/<version>, models:/<name>@champion or a folder")
+    model_uri: str = option(help="models:/<model_id> (printed by training), runs:/<run id>/model, "
+                                    "models:/<name>/<version>, models:/<name>@champion or a folder")
     data_dir: str = option(help="a competition-layout folder (CSV + images, or their zips)")
     tta: bool = option(True, "also test_rmse_tta: the mean over 8 dihedral views")
     skip_bad_images: bool = option(False, "leave unreadable images out (listed) instead of stopping")

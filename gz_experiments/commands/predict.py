@@ -29,7 +29,8 @@ from gz_experiments.options import option
 @dataclass(frozen=True)
 class PredictOptions:
     """A submission CSV: GalaxyID + the 37 columns, one row per image."""
-    model_uri: str = option(help="runs:/<run id>/model, models:/<name>/<version>, models:/<name>@champion or a folder")
+    model_uri: str = option(help="models:/<model_id> (printed by training), runs:/<run id>/model, "
+                                    "models:/<name>/<version>, models:/<name>@champion or a folder")
     images: str = option(help="images_test_rev1/, images_test_rev1.zip, or the data_dir holding one")
     out: str = option("submission.csv", "the CSV written (whole, then renamed into place)")
     tta: bool = option(False, "predict the mean over 8 dihedral views (8 times the work)")

@@ -83,8 +83,8 @@ def _log_choice(rec: Recorder, options: EnsembleOptions, members: list[chosen.Me
 def fit_blend(predictor: AveragingPredictor, images: TestImages, options: EnsembleOptions,
               progress: bool = True) -> dict[str, float]:
     """With blend=fit and a validation split the members share: the convex weights with the lowest
-    validation RMSE (with test-time averaging when `tta`) set on `predictor`, and that RMSE beside the plain mean's. Otherwise nothing
-    (the plain mean), and the command says why."""
+    validation RMSE (with test-time averaging when `tta`) set on `predictor`, and that RMSE beside
+    the plain mean's. Otherwise nothing (the plain mean), and the command says why."""
     if options.blend == "mean":
         return {}
     if images.val_ids is None:

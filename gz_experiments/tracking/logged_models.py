@@ -34,9 +34,9 @@ def model_name(config=None, *, trial: int | None = None, members: int | None = N
     return f"{name}-refit" if config.data.refit else name
 
 
-def description(config, run_id: str, trial=None, members=None) -> str:
-    """What the Models tab's Description column and a model's page say about it."""
-    run_name = MlflowClient().get_run(run_id).info.run_name
+def description(config, run, trial=None, members=None) -> str:
+    """What the Models tab's Description column and a model's page say about it (`run`: the one logging it)."""
+    run_name, run_id = run.info.run_name, run.info.run_id
     if members is not None:
         what = f"Ensemble of {len(members)} models: {', '.join(m.uri for m in members)}"
     elif trial is not None:

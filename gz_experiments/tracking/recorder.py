@@ -161,10 +161,11 @@ class Recorder:
         """The trained network as a LoggedModel of this run, named for what it is (`galaxy_cnn-seed1`,
         or `trial-7` in a sweep's trial run); its id (results logged next are tied to it)."""
         from gz_experiments.served import serving
-        trial = mlflow.get_run(self.run_id).data.tags.get(logged_models.TRIAL_TAG)
+        run = mlflow.get_run(self.run_id)
+        trial = run.data.tags.get(logged_models.TRIAL_TAG)
         name = logged_models.model_name(config, trial=int(trial) if trial is not None else None)
         self.model_id = serving.log(predictor, name=name, input_example_jpeg=input_example_jpeg).model_id
-        logged_models.describe(self.model_id, logged_models.description(config, self.run_id, trial))
+        logged_models.describe(self.model_id, logged_models.description(config, run, trial))
         return self.model_id
 
     def ensemble_model(self, members, weights=None) -> str:
@@ -172,7 +173,8 @@ class Recorder:
         from gz_experiments.served import ensemble
         name = logged_models.model_name(members=len(members))
         self.model_id = ensemble.log(members, name=name, weights=weights).model_id
-        logged_models.describe(self.model_id, logged_models.description(None, self.run_id, members=members))
+        run = mlflow.get_run(self.run_id)
+        logged_models.describe(self.model_id, logged_models.description(None, run, members=members))
         return self.model_id
 
     def register(self, name: str, test_rmse: float | None, model_id: str | None = None,
