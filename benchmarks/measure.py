@@ -51,7 +51,7 @@ def compiled_model(config: TrainConfig, precision: str, jit_compile: bool | None
     if jit_compile is not None:
         config = replace(config, jit_compile=jit_compile)
     with precision_policy(precision):
-        return compile_model(config, steps_per_epoch=100)
+        return compile_model(config)
 
 
 def model_only_kind(jit_compile: bool) -> str:

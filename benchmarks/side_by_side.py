@@ -50,7 +50,7 @@ def build(approach: str, overrides: dict, precision: str):
         project_layers.BatchNormalization, project_layers.fuse_batch_norm = keras.layers.BatchNormalization, lambda m: m
     try:
         with precision_policy(precision):
-            model = compile_model(config, 100)
+            model = compile_model(config)
     finally:
         project_layers.BatchNormalization, project_layers.fuse_batch_norm = saved
     data = in_memory(config.data.image_size, config.batch_size)

@@ -67,6 +67,9 @@ class TrainConfig:
     weight_decay: float = 0.0            # decoupled (AdamW-style), as Keras 3 optimizers apply it
     lr_schedule: str = "constant"        # constant | cosine
     warmup_epochs: int = 0
+    # Minutes of training (not data preparation): as many epochs as fit, at most `epochs`, planned
+    # from the first epochs' pace so a cosine schedule still ends at zero (gz_experiments/schedule.py).
+    budget_minutes: float | None = None
     # auto: mixed_bfloat16 where bfloat16 is native (see hardware.resolve_precision), else float32
     precision: str = "auto"
     # XLA-compile the training step; each approach sets it from the benchmark's xla_vs_plain. Off for
@@ -186,6 +189,8 @@ def _check(name: str, value) -> None:
         raise ConfigError(f"parameter 'dropout' must be in [0, 1), got {value}")
     if name == "weight_decay" and not 0 <= value < 1:
         raise ConfigError(f"parameter 'weight_decay' must be in [0, 1), e.g. 1e-4; got {value}")
+    if name == "budget_minutes" and value is not None and not value > 0:
+        raise ConfigError(f"parameter 'budget_minutes' must be more than 0 (or none: epochs decide), got {value}")
     if name == "learning_rate" and not value > 0:
         raise ConfigError(f"parameter 'learning_rate' must be positive, got {value}")
     if name == "tree_warmup_epochs" and value < 0:
@@ -286,6 +291,7 @@ NOTES = {
     "precision": "auto: mixed_bfloat16 on a GPU of compute capability 8.0+ or a CPU with AVX-512 BF16/AMX, "
                  "else float32 (runs log precision_resolved and why)",
     "jit_compile": "XLA-compile training; speed only (benchmarks/bench.py's xla_vs_plain)",
+    "budget_minutes": "minutes of training: as many epochs as fit, at most epochs; the schedule ends with them",
 }
 
 

@@ -21,6 +21,7 @@ from gz_experiments.hardware import distribution_strategy, precision_policy, res
 from gz_experiments.models.layers import training_callbacks
 from gz_experiments.served.predictor import Predictor
 from gz_experiments.progress import keras_verbose
+from gz_experiments.schedule import TrainingPlan
 from gz_experiments.scoring import evaluate_split
 
 # Called after each epoch with (epoch, val_rmse); returning True stops training (sweeps prune so).
@@ -72,10 +73,6 @@ class KeepBestWeights(keras.callbacks.Callback):
         self.hook, self.best, self.best_epoch, self.weights, self.stopped = hook, np.inf, 0, None, False
         self.restore = restore   # off for a refit: its validation split was trained on
 
-    def on_train_begin(self, logs=None):
-        if hasattr(self.hook, "on_train_begin"):   # e.g. a sweep trial's time budget starts with training
-            self.hook.on_train_begin()
-
     def on_epoch_end(self, epoch, logs=None):
         val_rmse = float(logs["val_rmse"])
         if math.isfinite(val_rmse) and val_rmse < self.best:
@@ -126,14 +123,14 @@ def _train(config: TrainConfig, rec: Recorder, epoch_hook, evaluate_test: bool, 
     data = prepare(config.data, progress=progress)
     log_data(rec, data, config)
     with precision_policy(config.precision), distribution_strategy().scope():
-        model = compile_model(config, -(-len(data.train) // config.batch_size), pretrained)
+        model = compile_model(config, pretrained)
     keeper = KeepBestWeights(epoch_hook, restore=not config.data.refit)
-    callbacks = [StopOnDivergence(config), EpochLogger(rec), keeper, *training_callbacks(model)]
+    plan = TrainingPlan(config, steps_per_epoch=-(-len(data.train) // config.batch_size))
+    callbacks = [StopOnDivergence(config), EpochLogger(rec), keeper, plan, *training_callbacks(model)]
     history = fit(model, data, config, callbacks, progress)
     metrics = {"best_val_rmse": keeper.best, "best_epoch": keeper.best_epoch,
                "epochs_run": len(history["loss"]), "train_seconds": time.perf_counter() - started}
-    if keeper.stopped:
-        rec.tags({"stopped_early": True})
+    tag_stops(rec, keeper, plan, config)
     predictor = Predictor(model, config.data.image_size, config.data.crop)
     if evaluate_test:
         metrics.update(evaluate_split(predictor, data.test.images, data.test.labels, config.tta))
@@ -147,24 +144,31 @@ def _train(config: TrainConfig, rec: Recorder, epoch_hook, evaluate_test: bool, 
     return metrics
 
 
-def compile_model(config: TrainConfig, steps_per_epoch: int, pretrained=None) -> keras.Model:
+def tag_stops(rec: Recorder, keeper: KeepBestWeights, plan: TrainingPlan, config: TrainConfig) -> None:
+    """Why training ended before `epochs`, where it did: a hook (a sweep's pruner), the time budget's
+    plan (`planned_epochs`), or the budget spent before the plan's end (`stopped_by=time_budget`)."""
+    tags = {"stopped_early": True} if keeper.stopped else {}
+    if config.budget_minutes is not None:
+        tags["planned_epochs"] = plan.planned
+    if plan.cut_short:
+        tags.update(stopped_by="time_budget", stopped_at_epoch=plan.out_of_time_at)
+    if tags:
+        rec.tags(tags)
+
+
+def compile_model(config: TrainConfig, pretrained=None) -> keras.Model:
     """The network with `pretrained` (from `models.prepare_weights`) loaded, compiled for training."""
     keras.utils.set_random_seed(config.seed)
     model = models.build_model(config.model, config.data.image_size, pretrained)
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="mse",
+    model.compile(optimizer=make_optimizer(config), loss="mse",
                   metrics=[keras.metrics.RootMeanSquaredError(name="rmse")], jit_compile=config.jit_compile)
     return model
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    rate = config.learning_rate
-    if config.lr_schedule == "cosine":
-        warmup = config.warmup_epochs * steps_per_epoch
-        rate = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else rate, max(1, (config.epochs - config.warmup_epochs) * steps_per_epoch),
-            warmup_target=rate if warmup else None, warmup_steps=warmup)
-    return keras.optimizers.get({"class_name": config.optimizer,
-                                 "config": {"learning_rate": rate, "weight_decay": config.weight_decay or None}})
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    """A schedule's rate is set batch by batch by `TrainingPlan`, which knows how long training runs."""
+    return keras.optimizers.get({"class_name": config.optimizer, "config": {
+        "learning_rate": config.learning_rate, "weight_decay": config.weight_decay or None}})
 
 
 def fit(model, data: PreparedData, config: TrainConfig, callbacks, progress: bool) -> dict:

@@ -70,7 +70,7 @@ def cnn_cropped_training_gflop() -> float:
     from gz_experiments.train import compile_model
     sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
     from roofline import training_flops_per_image
-    return training_flops_per_image(compile_model(experiments.load("cnn_cropped").CONFIG, 1)) / 1e9
+    return training_flops_per_image(compile_model(experiments.load("cnn_cropped").CONFIG)) / 1e9
 
 
 def test_flops_are_counted_from_the_built_model():

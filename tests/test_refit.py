@@ -27,8 +27,8 @@ def test_refit_trains_on_train_and_validation_and_tests_on_the_same_galaxies(syn
 
 def test_weight_decay_reaches_the_optimizer_and_is_checked():
     from gz_experiments.train import make_optimizer
-    assert make_optimizer(override(CONFIG, weight_decay="1e-4"), 10).weight_decay == pytest.approx(1e-4)
-    assert make_optimizer(CONFIG, 10).weight_decay is None
+    assert make_optimizer(override(CONFIG, weight_decay="1e-4")).weight_decay == pytest.approx(1e-4)
+    assert make_optimizer(CONFIG).weight_decay is None
     with pytest.raises(ConfigError, match="'weight_decay' must be in"):
         override(CONFIG, weight_decay="-0.1")
 

@@ -123,9 +123,9 @@ def test_each_approach_compiles_with_its_own_jit_compile_setting(approach):
     from gz_experiments.train import compile_model
     config = override(experiments.load(approach).CONFIG, {"weights": "none"} if approach == "resnet" else {})
     assert config.jit_compile is XLA_BY_APPROACH[approach]
-    assert compile_model(config, steps_per_epoch=10).jit_compile is config.jit_compile
+    assert compile_model(config).jit_compile is config.jit_compile
     flipped = override(config, jit_compile=str(not config.jit_compile))
-    assert compile_model(flipped, steps_per_epoch=10).jit_compile is not config.jit_compile
+    assert compile_model(flipped).jit_compile is not config.jit_compile
 
 
 # Chosen by benchmarks/bench.py's xla_vs_plain on this project's 2-core AVX2 CPU (see config.py):

@@ -29,8 +29,8 @@ class SweepOptions:
     grace_period: int = option(90, "seconds: a trial silent this long is FAIL (its worker died)", min=1)
     max_retry: int = option(2, "times a dead worker's parameters are tried again", min=0)
     max_failures_in_row: int = option(3, "a worker gives up after this many failed trials in a row", min=1)
-    # A trial still training then stops after its epoch and counts with its best val_rmse so far
-    # (tag stopped_by=time_limit).
+    # Sets each trial's budget_minutes: it trains the epochs that fit (at most epochs=…), its schedule
+    # sized to them, so slow configurations are judged at the end of a schedule, not cut inside one.
     trial_minutes: float | None = option(None, "a trial's training budget in minutes; none: epochs decide", above=0)
     fixed: dict[str, str] = others("any training parameter, fixed for every trial (6 epochs a trial unless epochs=…)")
 

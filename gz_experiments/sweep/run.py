@@ -45,6 +45,8 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
     from gz_experiments.search import validate_space, without_fixed
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")   # a bar per model copy
     module = experiments.load(options.approach)
+    if options.trial_minutes is not None:   # each trial's training budget: its epochs and schedule fit it
+        fixed = {"budget_minutes": str(options.trial_minutes), **(fixed or {})}
     try:
         config = override(module.CONFIG, fixed or {})
     except ConfigError as error:   # a mistyped sweep option lands here: list those too
@@ -57,7 +59,7 @@ def sweep(options: SweepOptions, fixed: dict[str, str] | None = None, search_spa
                        {"approach": f"sweep:{options.approach}", "study_name": options.name})
     started = time.perf_counter()
     try:
-        failure = work(study, make_objective(config, space, options.name, options.trial_minutes, parent_id), options)
+        failure = work(study, make_objective(config, space, options.name, parent_id), options)
     except BaseException as error:
         interrupted(options, parent_id, error)
         raise

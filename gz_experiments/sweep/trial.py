@@ -7,7 +7,6 @@ import math
 import os
 import re
 import socket
-import time
 from pathlib import Path
 
 from gz_experiments.config import override
@@ -31,18 +30,11 @@ PID_SPACE = _pid_space()   # recorded beside WORKER, so a worker's pid is only c
 
 class PruningHook:
     """train's epoch hook: report val_rmse to the trial (step = epoch), stop when Optuna prunes,
-    at once when val_rmse is NaN or infinite (the loss diverged: no later epoch can recover), and
-    after the epoch that spends the trial's time budget (`minutes`; the trial keeps its best)."""
+    and at once when val_rmse is NaN or infinite (the loss diverged: no later epoch can recover).
+    A trial's time budget is training's own (`budget_minutes`, which `trial_minutes` sets)."""
 
-    def __init__(self, trial, minutes: float | None = None):
+    def __init__(self, trial):
         self.trial, self.pruned_at, self.diverged_at, self.val_rmse = trial, None, None, None
-        self.minutes, self.deadline, self.out_of_time_at = minutes, None, None
-
-    def on_train_begin(self) -> None:
-        """The budget counts training: not the data's preparation (a cold cache is no fault of the
-        configuration), nor building and compiling the network."""
-        if self.minutes is not None:
-            self.deadline = time.monotonic() + 60 * self.minutes
 
     def __call__(self, epoch: int, val_rmse: float) -> bool:
         if not math.isfinite(val_rmse):
@@ -52,9 +44,6 @@ class PruningHook:
         if self.trial.should_prune():
             self.pruned_at, self.val_rmse = epoch, val_rmse
             return True
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            self.out_of_time_at = epoch
-            return True
         return False
 
 
@@ -63,8 +52,7 @@ def param_key(name: str) -> str:
     return re.sub(r"\[(\d+)\]", r"_\1", name)
 
 
-def make_objective(config, space: dict, study_name: str, trial_minutes: float | None = None,
-                   parent_run_id: str | None = None):
+def make_objective(config, space: dict, study_name: str, parent_run_id: str | None = None):
     def objective(trial) -> float:
         import optuna
 
@@ -72,7 +60,7 @@ def make_objective(config, space: dict, study_name: str, trial_minutes: float | 
         from gz_experiments.tracking.runs import record_failure
         from gz_experiments.train import train
         with recording(f"trial-{trial.number}", nested=parent_run_id is None, parent_run_id=parent_run_id) as rec:
-            hook = PruningHook(trial, trial_minutes)
+            hook = PruningHook(trial)
             try:
                 tag_trial(rec, trial, study_name)
                 params = {key: distribution.suggest(trial, key) for key, distribution in space.items()}
@@ -85,8 +73,6 @@ def make_objective(config, space: dict, study_name: str, trial_minutes: float | 
                 trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
                 raise
             rec.tags({"trial_state": "pruned" if hook.pruned_at else "finished"})
-            if hook.out_of_time_at:
-                rec.tags({"stopped_by": "time_limit", "stopped_at_epoch": hook.out_of_time_at})
         if hook.pruned_at:
             raise optuna.TrialPruned(f"val_rmse {hook.val_rmse:.4f} at epoch {hook.pruned_at} is worse than "
                                      f"the median of earlier trials")

@@ -1,0 +1,124 @@
+"""The training plan: the learning rate set batch by batch (the same curve as Keras' CosineDecay),
+and a time budget that sizes the schedule from the first epochs' pace, stops at the planned epoch,
+and cuts training short only when the machine slows after the plan."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import tiny_overrides
+from gz_experiments.config import ConfigError, TrainConfig, override
+from gz_experiments.schedule import TrainingPlan, cosine_rate
+
+STEPS = 4   # batches per epoch below: 32 samples, batch 8
+
+
+@pytest.mark.parametrize("warmup_epochs", [0, 1, 3])
+def test_the_cosine_is_keras_cosine_decay_with_its_warmup(warmup_epochs):
+    epochs, rate = 10, 0.002
+    warmup = warmup_epochs * STEPS
+    keras_schedule = keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else rate, (epochs - warmup_epochs) * STEPS,
+        warmup_target=rate if warmup else None, warmup_steps=warmup)
+    for step in range(0, epochs * STEPS + 3):
+        ours = cosine_rate(rate, step / STEPS, warmup_epochs, epochs)
+        assert ours == pytest.approx(float(keras_schedule(step)), rel=1e-5, abs=1e-9), step
+
+
+class Clock:
+    """Seconds that pass only when told: each epoch's end reads the next duration."""
+
+    def __init__(self, epoch_seconds):
+        self.now, self.durations = 0.0, list(epoch_seconds)
+
+    def __call__(self):
+        return self.now
+
+    def tick(self):
+        self.now += self.durations.pop(0)
+
+
+class TickEachEpoch(keras.callbacks.Callback):
+    """Advances the clock before the plan reads it, and keeps the rate each batch trained with."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock, self.rates = clock, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.rates.append(float(self.model.optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.clock.tick()
+
+
+def fit_with_plan(epoch_seconds, **config):
+    config = override(TrainConfig(), {"learning_rate": "0.01", "lr_schedule": "cosine", "warmup_epochs": "1",
+                                       "epochs": "30", **config})
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
+    clock = Clock(epoch_seconds)
+    plan, ticks = TrainingPlan(config, STEPS, clock=clock), TickEachEpoch(clock)
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    history = model.fit(x, x[:, :1], batch_size=8, epochs=config.epochs, callbacks=[ticks, plan], verbose=0)
+    return plan, ticks.rates, len(history.history["loss"])
+
+
+def test_without_a_budget_the_schedule_runs_every_epoch_to_zero():
+    plan, rates, epochs_run = fit_with_plan([1.0] * 30)
+    assert epochs_run == 30 and plan.planned == 30 and not plan.cut_short
+    assert max(rates) == pytest.approx(0.01, rel=0.02) and rates[-1] < 1e-4
+
+
+def test_a_budget_plans_the_epochs_that_fit_and_ends_the_cosine_on_the_last():
+    # 1 minute: epoch 1 (tracing included) took 15 s → 4 planned; epoch 2 took 10 s → 5 (25 + 3 × 10 s)
+    plan, rates, epochs_run = fit_with_plan([15.0] + [10.0] * 29, budget_minutes="1")
+    assert plan.planned == 5 and epochs_run == 5 and not plan.cut_short
+    assert len(rates) == 5 * STEPS
+    assert rates[-1] == pytest.approx(cosine_rate(0.01, (5 * STEPS - 1) / STEPS, 1, 5))
+    assert rates[-1] < 0.01 * 0.01                  # the cosine ran to its end, not cut inside
+    after_warmup = rates[STEPS:]
+    assert all(a >= b for a, b in zip(after_warmup, after_warmup[1:]))
+
+
+def test_epochs_stay_the_most_a_budget_may_run():
+    plan, _, epochs_run = fit_with_plan([1.0] * 30, budget_minutes="60", epochs="6")
+    assert plan.planned == 6 and epochs_run == 6
+
+
+def test_a_machine_that_slows_after_the_plan_stops_at_the_budget_cut_short():
+    plan, _, epochs_run = fit_with_plan([10.0, 10.0] + [30.0] * 28, budget_minutes="1")
+    # planned 6 after epoch 2 (20 s + 4 × 10 s); epochs 3 and 4 took 30 s each: 80 s ≥ 60 s
+    assert epochs_run == 4 and plan.planned == 6
+    assert plan.cut_short and plan.out_of_time_at == 4
+
+
+def test_a_budget_smaller_than_one_epoch_still_trains_one():
+    plan, _, epochs_run = fit_with_plan([120.0] * 30, budget_minutes="1")
+    assert epochs_run == 1 and plan.planned == 1 and not plan.cut_short
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "soon"])
+def test_a_budget_must_be_a_positive_number_of_minutes(bad):
+    with pytest.raises(ConfigError, match="'budget_minutes' must be"):
+        override(TrainConfig(), budget_minutes=bad)
+    assert override(TrainConfig(), budget_minutes="none").budget_minutes is None
+
+
+def test_a_run_with_a_budget_logs_it_and_the_epochs_it_planned(synthetic_dir, tmp_path, monkeypatch):
+    """End to end on the synthetic set: a budget far below one epoch's time plans one epoch of three."""
+    import mlflow
+
+    import experiments
+    from gz_experiments.train import train
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("GZ_CACHE_DIR", str(tmp_path / "cache"))
+    config = override(experiments.load("galaxy_cnn").CONFIG,
+                      tiny_overrides(synthetic_dir, epochs=3, budget_minutes="1e-6", tta="false"))
+    metrics = train(config, progress=False, log_model=False)
+    run = mlflow.last_active_run()
+    assert metrics["epochs_run"] == 1
+    assert run.data.params["budget_minutes"] == "1e-06" and run.data.tags["planned_epochs"] == "1"
+    assert "stopped_by" not in run.data.tags   # the plan ended it, the budget did not cut it
