@@ -56,8 +56,9 @@ CONFIG = override(
 # Where a bigger budget may pay at ~6,000 training galaxies (the issue "a stronger galaxy model
 # within one hour"): depth and width of each stage, input resolution and crop, regularisation
 # (dropout, weight decay, translation), and the schedule's rate and batch. The widest corner costs
-# ~8× CONFIG's compute per image: sweep with trial_minutes=… and pruner=hyperband so it can't
-# starve the study. Settled before (see above) and left out: the tree output, global pooling.
+# ~8× CONFIG's compute per image: sweep with trial_minutes=… so every trial gets the same time,
+# its schedule sized to the epochs that fit (pruner=none: pruners compare trials epoch by epoch,
+# and a shorter plan's rate has fallen further by the same epoch). Settled before (see above) and left out: the tree output, global pooling.
 SEARCH_SPACE = {
     "convs_per_stage": Int(1, 2),
     "views": Categorical((1, 2)),     # 2: the image and its mirror through the same convs (2× compute)

@@ -2,11 +2,12 @@
 decides the length and a cosine schedule must know the length to end at zero.
 
 Without a budget, `epochs` is the length. With `budget_minutes`, the length is planned from the
-epochs' measured time: after the first epoch (which includes tracing and compiling, so it
-overestimates) and again after the second; from then on the plan holds, so the rate never jumps.
-Training then runs as many epochs as fit the budget, at most `epochs`, and the cosine reaches zero
-on the last of them. Should the machine slow down later, training still stops once the budget is
-spent — cut short, as the run's tags say (`stopped_by=time_budget`).
+epochs' measured pace: after the first epoch (which includes tracing and compiling, so it
+overestimates) and again after the second, as many epochs as fit, at most `epochs`. After that the
+plan is checked at every epoch against the mean pace since the first, and only ever shortened: a
+machine that slows down moves the schedule's end earlier (the rate steps down, never up) rather than
+cutting training off at a high rate. Only a slowdown too late to replan ends training with no epoch
+left to lower the rate in; the run's tags say so (`stopped_by=time_budget`).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Callable
 
 import keras
 
-PLANNED_AFTER = (1, 2)   # epochs after which the plan is (re)made
+FIRST_PLANS = (1, 2)   # epochs after which the plan may grow; after these it may only shrink
 
 
 def cosine_rate(rate: float, epoch_position: float, warmup_epochs: int, epochs: int) -> float:
@@ -56,19 +57,19 @@ class TrainingPlan(keras.callbacks.Callback):
         done, now = epoch + 1, self.clock()
         self.epoch_ends.append(now)
         if self.budget_s is not None:
-            elapsed = now - self.started
-            if done in PLANNED_AFTER:
-                self.planned = self.plan(done, elapsed)
-            if elapsed >= self.budget_s and done < self.planned:
+            planned_before, self.planned = self.planned, self.plan(done, now - self.started)
+            if 1 < done == self.planned < planned_before:   # no epoch left to lower the rate in
                 self.out_of_time_at = done
-        if done >= self.planned or self.out_of_time_at:
+        if done >= self.planned:
             self.model.stop_training = True
 
     def plan(self, done: int, elapsed: float) -> int:
-        """Epochs that fit the budget at the latest epoch's pace (never fewer than are done)."""
-        per_epoch = elapsed if done == 1 else self.epoch_ends[-1] - self.epoch_ends[-2]
-        more = math.floor((self.budget_s - elapsed) / max(per_epoch, 1e-9))
-        return max(done, min(self.most_epochs, done + more))
+        """Epochs that fit the budget at the pace of the epochs after the first (never fewer than
+        are done)."""
+        pace = elapsed if done == 1 else (self.epoch_ends[-1] - self.epoch_ends[0]) / (done - 1)
+        fits = done + math.floor((self.budget_s - elapsed) / max(pace, 1e-9))
+        most = self.most_epochs if done in FIRST_PLANS else self.planned
+        return max(done, min(most, fits))
 
     @property
     def cut_short(self) -> bool:

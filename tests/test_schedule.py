@@ -88,11 +88,20 @@ def test_epochs_stay_the_most_a_budget_may_run():
     assert plan.planned == 6 and epochs_run == 6
 
 
-def test_a_machine_that_slows_after_the_plan_stops_at_the_budget_cut_short():
-    plan, _, epochs_run = fit_with_plan([10.0, 10.0] + [30.0] * 28, budget_minutes="1")
-    # planned 6 after epoch 2 (20 s + 4 × 10 s); epochs 3 and 4 took 30 s each: 80 s ≥ 60 s
-    assert epochs_run == 4 and plan.planned == 6
-    assert plan.cut_short and plan.out_of_time_at == 4
+def test_a_machine_that_slows_moves_the_schedules_end_earlier_within_the_budget():
+    # 2 minutes: 12 epochs planned after epoch 2 (10 s each); then 15 s each, so the mean pace since
+    # epoch 1 rises and the plan shrinks (9 after epoch 3, 8 after epoch 6): 110 s in all.
+    plan, rates, epochs_run = fit_with_plan([10.0, 10.0] + [15.0] * 28, budget_minutes="2")
+    assert epochs_run == 8 and plan.planned == 8 and not plan.cut_short
+    assert rates[-1] < 0.01 * 0.05                 # the shortened cosine still ran to its end
+    after_warmup = rates[STEPS:]
+    assert all(a >= b for a, b in zip(after_warmup, after_warmup[1:]))   # stepped down, never up
+
+
+def test_a_slowdown_too_late_to_replan_stops_at_the_budget_cut_short():
+    # planned 6 after epoch 2 (20 s + 4 × 10 s); epoch 3 took 45 s: 65 s, no epoch fits any more
+    plan, _, epochs_run = fit_with_plan([10.0, 10.0, 45.0] + [10.0] * 27, budget_minutes="1")
+    assert epochs_run == 3 and plan.cut_short and plan.out_of_time_at == 3
 
 
 def test_a_budget_smaller_than_one_epoch_still_trains_one():
