@@ -33,14 +33,16 @@ def cosine_rate(rate: float, epoch_position: float, warmup_epochs: int, epochs: 
 class TrainingPlan(keras.callbacks.Callback):
     """Sets the learning rate before every batch and stops training at the planned epoch."""
 
-    def __init__(self, config, steps_per_epoch: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, config, steps_per_epoch: int, clock: Callable[[], float] = time.monotonic,
+                 say: Callable[[str], None] | None = None):
         super().__init__()
+        self.say = say   # told each new plan (a progress line); None: silent
         self.rate, self.cosine = config.learning_rate, config.lr_schedule == "cosine"
         self.warmup_epochs, self.most_epochs = config.warmup_epochs, config.epochs
         self.budget_s = None if config.budget_minutes is None else 60.0 * config.budget_minutes
         self.steps_per_epoch, self.clock = steps_per_epoch, clock
         self.planned, self.out_of_time_at = config.epochs, None
-        self.step, self.started, self.epoch_ends = 0, None, []
+        self.step, self.started, self.epoch_ends, self.pace = 0, None, [], None
 
     def on_train_begin(self, logs=None):
         # The budget counts training, not preparing the data (a cold cache is no fault of the
@@ -60,14 +62,17 @@ class TrainingPlan(keras.callbacks.Callback):
             planned_before, self.planned = self.planned, self.plan(done, now - self.started)
             if 1 < done == self.planned < planned_before:   # no epoch left to lower the rate in
                 self.out_of_time_at = done
+            if self.say and self.planned != planned_before:
+                self.say(f"budget_minutes={self.budget_s / 60:g}: {self.planned} epochs planned "
+                         f"(at most {self.most_epochs}; {self.pace:.1f} s each)")
         if done >= self.planned:
             self.model.stop_training = True
 
     def plan(self, done: int, elapsed: float) -> int:
         """Epochs that fit the budget at the pace of the epochs after the first (never fewer than
         are done)."""
-        pace = elapsed if done == 1 else (self.epoch_ends[-1] - self.epoch_ends[0]) / (done - 1)
-        fits = done + math.floor((self.budget_s - elapsed) / max(pace, 1e-9))
+        self.pace = elapsed if done == 1 else (self.epoch_ends[-1] - self.epoch_ends[0]) / (done - 1)
+        fits = done + math.floor((self.budget_s - elapsed) / max(self.pace, 1e-9))
         most = self.most_epochs if done in FIRST_PLANS else self.planned
         return max(done, min(most, fits))
 

@@ -125,7 +125,8 @@ def _train(config: TrainConfig, rec: Recorder, epoch_hook, evaluate_test: bool, 
     with precision_policy(config.precision), distribution_strategy().scope():
         model = compile_model(config, pretrained)
     keeper = KeepBestWeights(epoch_hook, restore=not config.data.refit)
-    plan = TrainingPlan(config, steps_per_epoch=-(-len(data.train) // config.batch_size))
+    plan = TrainingPlan(config, steps_per_epoch=-(-len(data.train) // config.batch_size),
+                        say=(lambda line: print(line, flush=True)) if progress else None)
     callbacks = [StopOnDivergence(config), EpochLogger(rec), keeper, plan, *training_callbacks(model)]
     history = fit(model, data, config, callbacks, progress)
     metrics = {"best_val_rmse": keeper.best, "best_epoch": keeper.best_epoch,

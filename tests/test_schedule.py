@@ -53,14 +53,14 @@ class TickEachEpoch(keras.callbacks.Callback):
         self.clock.tick()
 
 
-def fit_with_plan(epoch_seconds, **config):
+def fit_with_plan(epoch_seconds, say=None, **config):
     config = override(TrainConfig(), {"learning_rate": "0.01", "lr_schedule": "cosine", "warmup_epochs": "1",
                                        "epochs": "30", **config})
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse")
     clock = Clock(epoch_seconds)
-    plan, ticks = TrainingPlan(config, STEPS, clock=clock), TickEachEpoch(clock)
+    plan, ticks = TrainingPlan(config, STEPS, clock=clock, say=say), TickEachEpoch(clock)
     x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
     history = model.fit(x, x[:, :1], batch_size=8, epochs=config.epochs, callbacks=[ticks, plan], verbose=0)
     return plan, ticks.rates, len(history.history["loss"])
@@ -91,8 +91,12 @@ def test_epochs_stay_the_most_a_budget_may_run():
 def test_a_machine_that_slows_moves_the_schedules_end_earlier_within_the_budget():
     # 2 minutes: 12 epochs planned after epoch 2 (10 s each); then 15 s each, so the mean pace since
     # epoch 1 rises and the plan shrinks (9 after epoch 3, 8 after epoch 6): 110 s in all.
-    plan, rates, epochs_run = fit_with_plan([10.0, 10.0] + [15.0] * 28, budget_minutes="2")
+    said = []
+    plan, rates, epochs_run = fit_with_plan([10.0, 10.0] + [15.0] * 28, budget_minutes="2", say=said.append)
     assert epochs_run == 8 and plan.planned == 8 and not plan.cut_short
+    assert said == ["budget_minutes=2: 12 epochs planned (at most 30; 10.0 s each)",   # said when it changes
+                    "budget_minutes=2: 9 epochs planned (at most 30; 12.5 s each)",
+                    "budget_minutes=2: 8 epochs planned (at most 30; 14.0 s each)"]
     assert rates[-1] < 0.01 * 0.05                 # the shortened cosine still ran to its end
     after_warmup = rates[STEPS:]
     assert all(a >= b for a, b in zip(after_warmup, after_warmup[1:]))   # stepped down, never up
