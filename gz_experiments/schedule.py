@@ -1,12 +1,12 @@
 """How long training runs and at what learning rate: one callback owns both, because a time budget
 decides the length and a cosine schedule must know the length to end at zero.
 
-Without a budget, `epochs` is the length. With `budget_minutes`, the length is planned from the
-epochs' measured pace: after the first epoch (which includes tracing and compiling, so it
-overestimates) and again after the second, as many epochs as fit, at most `epochs`. After that the
-plan is checked at every epoch against the mean pace since the first, and only ever shortened: a
-machine that slows down moves the schedule's end earlier (the rate steps down, never up) rather than
-cutting training off at a high rate. Only a slowdown too late to replan ends training with no epoch
+Without a budget, `epochs` is the length. With `budget_minutes`, the length is planned after every
+epoch from the mean pace of the epochs after the first (the first includes tracing and compiling):
+as many epochs as fit, at most `epochs`. Within the plan's first tenth, where a cosine is still flat,
+the plan may grow or shrink as the pace estimate settles (one epoch's time varies by ±30% on a shared
+machine); after that it only ever shrinks: a machine that slows down moves the schedule's end
+earlier (the rate steps down, never up) rather than cutting training off at a high rate. Only a slowdown too late to replan ends training with no epoch
 left to lower the rate in; the run's tags say so (`stopped_by=time_budget`).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Callable
 
 import keras
 
-FIRST_PLANS = (1, 2)   # epochs after which the plan may grow; after these it may only shrink
+SETTLING = 0.1   # the fraction of the plan within which it may still grow (the cosine's factor ≥ 0.976)
 
 
 def cosine_rate(rate: float, epoch_position: float, warmup_epochs: int, epochs: int) -> float:
@@ -73,7 +73,7 @@ class TrainingPlan(keras.callbacks.Callback):
         are done)."""
         self.pace = elapsed if done == 1 else (self.epoch_ends[-1] - self.epoch_ends[0]) / (done - 1)
         fits = done + math.floor((self.budget_s - elapsed) / max(self.pace, 1e-9))
-        most = self.most_epochs if done in FIRST_PLANS else self.planned
+        most = self.most_epochs if done <= max(2, SETTLING * self.planned) else self.planned
         return max(done, min(most, fits))
 
     @property

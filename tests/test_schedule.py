@@ -83,6 +83,16 @@ def test_a_budget_plans_the_epochs_that_fit_and_ends_the_cosine_on_the_last():
     assert all(a >= b for a, b in zip(after_warmup, after_warmup[1:]))
 
 
+def test_the_plan_grows_while_the_pace_settles_and_never_after_its_first_tenth():
+    # 10 minutes: epoch 1 (tracing) 30 s plans 20; epoch 2 at 10 s grows it to 58, which fit exactly
+    plan, _, epochs_run = fit_with_plan([30.0] + [10.0] * 99, budget_minutes="10", epochs="100")
+    assert epochs_run == 58 and plan.planned == 58 and not plan.cut_short
+    # 5 minutes: 15 planned at 20 s an epoch; from epoch 4 on, 10 s: the plan is past its tenth, so
+    # it keeps 15 (the rate never steps up), ending early rather than late
+    plan, _, epochs_run = fit_with_plan([20.0] * 3 + [10.0] * 97, budget_minutes="5", epochs="100")
+    assert epochs_run == 15 and plan.planned == 15
+
+
 def test_epochs_stay_the_most_a_budget_may_run():
     plan, _, epochs_run = fit_with_plan([1.0] * 30, budget_minutes="60", epochs="6")
     assert plan.planned == 6 and epochs_run == 6
