@@ -6,8 +6,9 @@ epoch from the mean pace of the epochs after the first (the first includes traci
 as many epochs as fit, at most `epochs`. Within the plan's first tenth, where a cosine is still flat,
 the plan may grow or shrink as the pace estimate settles (one epoch's time varies by ±30% on a shared
 machine); after that it only ever shrinks: a machine that slows down moves the schedule's end
-earlier (the rate steps down, never up) rather than cutting training off at a high rate. Only a slowdown too late to replan ends training with no epoch
-left to lower the rate in; the run's tags say so (`stopped_by=time_budget`).
+earlier (the rate steps down, never up) rather than cutting training off at a high rate. Only a
+slowdown too late to replan ends training with no epoch left to lower the rate in; the run's tags
+say so (`stopped_by=time_budget`).
 """
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ SETTLING = 0.1   # the fraction of the plan within which it may still grow (the 
 
 
 def cosine_rate(rate: float, epoch_position: float, warmup_epochs: int, epochs: int) -> float:
-    """Keras' `CosineDecay` with a linear warmup from 0 (alpha 0), in epochs: `epoch_position` is
-    the fraction of epochs done (step / steps per epoch)."""
+    """Keras' `CosineDecay` with a linear warmup from 0 (alpha 0), counted in epochs:
+    `epoch_position` is the epochs done so far, fractional (step / steps per epoch)."""
     if epoch_position < warmup_epochs:
         return rate * epoch_position / warmup_epochs
     decay = max(epochs - warmup_epochs, 1e-9)
