@@ -67,8 +67,8 @@ class TrainConfig:
     weight_decay: float = 0.0            # decoupled (AdamW-style), as Keras 3 optimizers apply it
     lr_schedule: str = "constant"        # constant | cosine
     warmup_epochs: int = 0
-    # Minutes of training (not data preparation): as many epochs as fit, at most `epochs`, planned
-    # from the first epochs' pace so a cosine schedule still ends at zero (gz_experiments/schedule.py).
+    # Minutes of training (not data preparation): as many epochs as fit, at most `epochs`, replanned
+    # from the recent pace so a cosine schedule still ends at zero (gz_experiments/schedule.py).
     budget_minutes: float | None = None
     # auto: mixed_bfloat16 where bfloat16 is native (see hardware.resolve_precision), else float32
     precision: str = "auto"

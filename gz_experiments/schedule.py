@@ -2,13 +2,13 @@
 decides the length and a cosine schedule must know the length to end at zero.
 
 Without a budget, `epochs` is the length. With `budget_minutes`, the length is planned after every
-epoch from the mean pace of the epochs after the first (the first includes tracing and compiling):
-as many epochs as fit, at most `epochs`. Within the plan's first tenth, where a cosine is still flat,
-the plan may grow or shrink as the pace estimate settles (one epoch's time varies by ±30% on a shared
-machine); after that it only ever shrinks: a machine that slows down moves the schedule's end
-earlier (the rate steps down, never up) rather than cutting training off at a high rate. Only a
-slowdown too late to replan ends training with no epoch left to lower the rate in; the run's tags
-say so (`stopped_by=time_budget`).
+epoch from the pace of the last few (the first is left out: it includes tracing and compiling): as
+many epochs as fit, at most `epochs`. The plan follows the machine both ways, and the rate stays
+continuous through every change: the schedule tracks how far along its cosine it is, and each batch
+moves that fraction on by an equal share of what is left of it over the steps left in the plan. With
+a fixed plan that is exactly Keras' `CosineDecay` (tested); when the plan changes, only the speed of
+the decay does, so the rate never jumps and never rises. Only a slowdown too late to replan ends
+training with no epoch left to lower the rate in; the run's tags say so (`stopped_by=time_budget`).
 """
 from __future__ import annotations
 
@@ -18,17 +18,7 @@ from typing import Callable
 
 import keras
 
-SETTLING = 0.1   # the fraction of the plan within which it may still grow (the cosine's factor ≥ 0.976)
-
-
-def cosine_rate(rate: float, epoch_position: float, warmup_epochs: int, epochs: int) -> float:
-    """Keras' `CosineDecay` with a linear warmup from 0 (alpha 0), counted in epochs:
-    `epoch_position` is the epochs done so far, fractional (step / steps per epoch)."""
-    if epoch_position < warmup_epochs:
-        return rate * epoch_position / warmup_epochs
-    decay = max(epochs - warmup_epochs, 1e-9)
-    done = min(epoch_position - warmup_epochs, decay) / decay
-    return rate * 0.5 * (1.0 + math.cos(math.pi * done))
+PACE_EPOCHS = 5   # the pace is the mean of the last few epochs: recent enough to follow the machine
 
 
 class TrainingPlan(keras.callbacks.Callback):
@@ -43,7 +33,7 @@ class TrainingPlan(keras.callbacks.Callback):
         self.budget_s = None if config.budget_minutes is None else 60.0 * config.budget_minutes
         self.steps_per_epoch, self.clock = steps_per_epoch, clock
         self.planned, self.out_of_time_at = config.epochs, None
-        self.step, self.started, self.epoch_ends, self.pace = 0, None, [], None
+        self.step, self.decayed, self.started, self.epoch_ends, self.pace = 0, 0.0, None, [], None
 
     def on_train_begin(self, logs=None):
         # The budget counts training, not preparing the data (a cold cache is no fault of the
@@ -52,9 +42,21 @@ class TrainingPlan(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.cosine:
-            self.model.optimizer.learning_rate = cosine_rate(
-                self.rate, self.step / self.steps_per_epoch, self.warmup_epochs, self.planned)
-        self.step += 1
+            self.model.optimizer.learning_rate = self.next_rate()
+        else:
+            self.step += 1
+
+    def next_rate(self) -> float:
+        """This step's rate: a linear warmup from 0, then a half cosine from `rate` to 0 whose
+        progress (`decayed`, 0 → 1) takes an equal share of what is left at each step left."""
+        warmup_steps = self.warmup_epochs * self.steps_per_epoch
+        step, self.step = self.step, self.step + 1
+        if step < warmup_steps:
+            return self.rate * step / warmup_steps
+        rate = self.rate * 0.5 * (1.0 + math.cos(math.pi * self.decayed))
+        steps_left = self.planned * self.steps_per_epoch - step
+        self.decayed += (1.0 - self.decayed) / max(steps_left, 1)
+        return rate
 
     def on_epoch_end(self, epoch, logs=None):
         done, now = epoch + 1, self.clock()
@@ -70,12 +72,14 @@ class TrainingPlan(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def plan(self, done: int, elapsed: float) -> int:
-        """Epochs that fit the budget at the pace of the epochs after the first (never fewer than
-        are done)."""
-        self.pace = elapsed if done == 1 else (self.epoch_ends[-1] - self.epoch_ends[0]) / (done - 1)
+        """Epochs that fit the budget at the recent pace (never fewer than are done)."""
+        if done == 1:
+            self.pace = elapsed
+        else:
+            recent = self.epoch_ends[-min(done, PACE_EPOCHS + 1):]
+            self.pace = (recent[-1] - recent[0]) / (len(recent) - 1)
         fits = done + math.floor((self.budget_s - elapsed) / max(self.pace, 1e-9))
-        most = self.most_epochs if done <= max(2, SETTLING * self.planned) else self.planned
-        return max(done, min(most, fits))
+        return max(done, min(self.most_epochs, fits))
 
     @property
     def cut_short(self) -> bool:
