@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -22,10 +23,23 @@ class ClaimLock:
         if self.backend == "postgresql":
             self._release = self._advisory_lock()
         else:   # SQLite (one machine by nature); other databases get a local lock only
-            handle = open(self._lock_path(), "a+")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            self._release = handle.close
+            self._release = self._file_lock(self._lock_path())
         return self
+
+    @staticmethod
+    def _file_lock(path: Path):
+        """flock on a file in TMPDIR that the holder deletes when it lets go, so no sweep leaves one
+        behind. A waiter may then hold a deleted file's lock: it checks that its file is still the
+        one at `path`, else tries again (a killed holder's file stays, and its next holder deletes it)."""
+        while True:
+            handle = open(path, "a+")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                    return lambda: (path.unlink(missing_ok=True), handle.close())
+            except FileNotFoundError:
+                pass
+            handle.close()
 
     def release(self) -> None:
         release, self._release = self._release, None
