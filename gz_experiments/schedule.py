@@ -41,10 +41,8 @@ class TrainingPlan(keras.callbacks.Callback):
         self.started = self.clock()
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.cosine:
+        if self.cosine:   # a constant rate stays as compiled
             self.model.optimizer.learning_rate = self.next_rate()
-        else:
-            self.step += 1
 
     def next_rate(self) -> float:
         """This step's rate: a linear warmup from 0, then a half cosine from `rate` to 0 whose
